@@ -1,0 +1,39 @@
+"""User-facing errors.
+
+Every error a person can cause or meet (bad input, missing weights, a search engine that is down) is an
+`OutlyneError` whose message is plain words meant to be shown as is: the CLI prints it on one line and
+exits non-zero, the UI shows it with `gr.Error` / `gr.Warning`. Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class OutlyneError(Exception):
+    """Base class: the message is for people, not for developers."""
+
+
+class ModelUnavailable(OutlyneError):
+    """The SigLIP weights named by OUTLYNE_MODEL could not be obtained or loaded."""
+
+
+class BadImage(OutlyneError):
+    """A file or value that is not a readable image (corrupt, wrong type, too large)."""
+
+
+class EmptySketch(OutlyneError):
+    """The canvas holds no ink: there is nothing to recognize."""
+
+    def __init__(self, message: str = "Draw something first: the canvas is empty.") -> None:
+        super().__init__(message)
+
+
+class ConceptFileError(OutlyneError):
+    """The concept bank file is missing or malformed; the message names the entry and the problem."""
+
+
+class SearchUnavailable(OutlyneError):
+    """The image search backend failed (timeout, rate limit, network); the message says why."""
+
+
+class ConfigError(OutlyneError):
+    """An OUTLYNE_* environment variable has a value that cannot be used."""
