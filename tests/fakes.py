@@ -53,3 +53,47 @@ class FakeEncoder:
                 vector += np.random.default_rng(seed).standard_normal(self.embed_dim).astype(np.float32)
             rows.append(vector)
         return l2_normalize(np.stack(rows)) if rows else np.zeros((0, self.embed_dim), np.float32)
+
+
+class ColourEncoder(FakeEncoder):
+    """Images -> the vector chosen for the palette colour nearest their mean colour, so a test decides
+    exactly which thumbnails look alike. Records the size of every embed_images call."""
+
+    def __init__(self, palette: dict[tuple[int, int, int], Sequence[float]], identity: str = "rgb") -> None:
+        vectors = l2_normalize(np.asarray(list(palette.values()), np.float32))
+        super().__init__(embed_dim=vectors.shape[1], identity=identity)
+        self._colours = np.asarray(list(palette), np.float32)
+        self._vectors = vectors
+        self.call_sizes: list[int] = []
+
+    def embed_images(self, images: Sequence[ImageInput], batch_size: int | None = None) -> np.ndarray:
+        self.image_calls += 1
+        self.images_embedded += len(images)
+        self.call_sizes.append(len(images))
+        rows = []
+        for image in images:
+            pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+            mean = np.asarray(pil.convert("RGB"), np.float32).reshape(-1, 3).mean(axis=0)
+            rows.append(self._vectors[np.argmin(np.linalg.norm(self._colours - mean, axis=1))])
+        return np.stack(rows) if rows else np.zeros((0, self.embed_dim), np.float32)
+
+
+class FakeDDGS:
+    """Stands in for `ddgs.DDGS`: `images()` plays a script of result lists or exceptions, one per call
+    (the last entry repeats), and records every call. `factory` is the backend's client_factory."""
+
+    def __init__(self, script: Sequence[object]) -> None:
+        self.script = list(script)
+        self.calls: list[tuple[str, dict]] = []
+        self.timeouts: list[float] = []
+
+    def factory(self, timeout: float) -> FakeDDGS:
+        self.timeouts.append(timeout)
+        return self
+
+    def images(self, query: str, **kwargs: object) -> list[dict]:
+        self.calls.append((query, kwargs))
+        step = self.script[min(len(self.calls), len(self.script)) - 1]
+        if isinstance(step, BaseException):
+            raise step
+        return list(step)

@@ -1,0 +1,282 @@
+"""Compose the stages: normalize -> embed -> score concepts -> build query -> search -> re-rank.
+
+One `Pipeline` holds the compiled encoder, the concept bank and the search backend. It is built once per
+process (`get_pipeline`) and never mutated afterwards: everything a request may vary (top-K, extra
+concepts, safe search, re-rank on/off) arrives as an options object, so concurrent Gradio sessions cannot
+step on each other. Each stage is timed, and the timings travel with the result for the UI and the CLI.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .concepts import (
+    PROMPT_TEMPLATES,
+    Concept,
+    ConceptBank,
+    ConceptScore,
+    ExtraConceptCache,
+    load_concept_file,
+)
+from .config import Config
+from .embedding import Embedder
+from .errors import SearchUnavailable
+from .query import build_query
+from .rerank import rerank
+from .search import SearchBackend, SearchRequest, SearchResult, make_backend
+from .sketch import NormalizedSketch, NormalizeOptions, normalize
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class InterrogateOptions:
+    top_k: int = 5
+    extra_concepts: tuple[Concept, ...] = ()
+    normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    max_results: int = 30
+    safesearch: str = "moderate"
+    region: str = "wt-wt"
+    rerank: bool = True
+    # Local search only: how much the query's text embedding counts beside the sketch's (0 = pure visual).
+    text_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class Interrogation:
+    sketch: NormalizedSketch
+    embedding: np.ndarray
+    concepts: list[ConceptScore]
+    query: str
+    timings_ms: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "concepts": [
+                {"label": c.label, "group": c.group, "score": c.score, "cosine": c.cosine}
+                for c in self.concepts
+            ],
+            "query": self.query,
+            "bbox": list(self.sketch.bbox) if self.sketch.bbox else None,
+            "timings_ms": self.timings_ms,
+        }
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    interrogation: Interrogation | None
+    query: str
+    results: list[SearchResult]
+    backend: str
+    reranked: bool
+    final: bool
+    """False for the engine-ordered preview that precedes the re-ranked results."""
+    warning: str | None = None
+    """Why the web search failed, in plain words; the interrogation is still valid."""
+    dropped: dict[str, int] = field(default_factory=dict)
+    duplicates_collapsed: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.interrogation.to_json() if self.interrogation else {"concepts": [], "query": self.query}
+        data.update(
+            query=self.query,
+            backend=self.backend,
+            reranked=self.reranked,
+            warning=self.warning,
+            dropped=self.dropped,
+            duplicates_collapsed=self.duplicates_collapsed,
+            timings_ms=self.timings_ms,
+            results=[
+                {
+                    "title": r.title,
+                    "thumbnail": r.thumbnail,
+                    "image": r.image,
+                    "url": r.url,
+                    "source": r.source,
+                    "width": r.width,
+                    "height": r.height,
+                    "engine_rank": r.engine_rank,
+                    "similarity": r.similarity,
+                }
+                for r in self.results
+            ],
+        )
+        return data
+
+
+class StageTimer:
+    """Collects wall-clock milliseconds per named stage, in the order the stages ran."""
+
+    def __init__(self, initial: dict[str, float] | None = None) -> None:
+        self.timings_ms: dict[str, float] = dict(initial or {})
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings_ms[name] = round((time.perf_counter() - start) * 1000, 3)
+
+    def snapshot(self) -> dict[str, float]:
+        total = sum(v for k, v in self.timings_ms.items() if k != "total")
+        return {**self.timings_ms, "total": round(total, 3)}
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        encoder: Embedder,
+        bank: ConceptBank,
+        backend: SearchBackend | None,
+        *,
+        templates: Sequence[str] = PROMPT_TEMPLATES,
+    ) -> None:
+        self.config = config
+        self.encoder = encoder
+        self.bank = bank
+        self.backend = backend
+        # Extra concepts must be embedded with the same templates as the bank, or scores won't compare.
+        self._extra_concepts = ExtraConceptCache(encoder, templates)
+
+    @classmethod
+    def from_config(cls, config: Config, *, progress: Progress | None = None) -> Pipeline:
+        from .encoder import load_encoder  # OpenVINO is imported only when a real pipeline is built
+
+        encoder = load_encoder(config, progress=progress)
+        spec = load_concept_file(config.concepts_path)
+        templates = spec.templates or PROMPT_TEMPLATES
+        bank = ConceptBank.build(
+            encoder, spec.concepts, cache_dir=config.cache_dir, templates=templates, progress=progress
+        )
+        return cls(config, encoder, bank, make_backend(config, encoder), templates=templates)
+
+    # -- interrogation ---------------------------------------------------------------------------------
+
+    def interrogate(self, image: Any, options: InterrogateOptions | None = None) -> Interrogation:
+        """What does this drawing look like? Raises EmptySketch / BadImage for unusable input."""
+        options = options or InterrogateOptions(top_k=self.config.top_k)
+        timer = StageTimer()
+        with timer.stage("normalize"):
+            sketch = normalize(image, options.normalize)
+        with timer.stage("embed"):
+            embedding = self.encoder.embed_images([sketch.model_image])[0]
+        with timer.stage("score"):
+            bank = self._bank_with(options.extra_concepts)
+            concepts = bank.score(embedding, top_k=max(1, options.top_k))
+        with timer.stage("query"):
+            query = build_query(concepts)
+        return Interrogation(sketch, embedding, concepts, query, timer.snapshot())
+
+    def _bank_with(self, extra: tuple[Concept, ...]) -> ConceptBank:
+        if not extra:
+            return self.bank
+        return self.bank.merged(self._extra_concepts.bank_for(extra, like=self.bank))
+
+    # -- search ----------------------------------------------------------------------------------------
+
+    def search_stream(
+        self,
+        image: Any = None,
+        *,
+        query: str | None = None,
+        interrogation: Interrogation | None = None,
+        options: SearchOptions | None = None,
+        interrogate_options: InterrogateOptions | None = None,
+    ) -> Iterator[SearchOutcome]:
+        """Yield the engine-ordered results first, then the re-ranked ones (the last item is final).
+
+        `query` overrides the generated query (the UI's edited text); with no image at all, a text query
+        alone searches and re-ranks against the query's text embedding.
+        """
+        options = options or SearchOptions()
+        if interrogation is None and image is not None:
+            interrogation = self.interrogate(image, interrogate_options)
+        timer = StageTimer(interrogation.timings_ms if interrogation else None)
+        timer.timings_ms.pop("total", None)
+        search_query = (
+            query if query is not None else (interrogation.query if interrogation else "")
+        ).strip()
+        backend_name = self.backend.name if self.backend else "none"
+
+        def outcome(results: list[SearchResult], **kwargs: Any) -> SearchOutcome:
+            return SearchOutcome(
+                interrogation, search_query, results, backend_name, timings_ms=timer.snapshot(), **kwargs
+            )
+
+        if self.backend is None or (not search_query and interrogation is None):
+            yield outcome([], reranked=False, final=True)
+            return
+
+        target = interrogation.embedding if interrogation else None
+        text_embedding = None
+        if search_query and (target is None or (backend_name == "local" and options.text_weight > 0)):
+            with timer.stage("embed_query"):
+                text_embedding = self.encoder.embed_texts([search_query])[0]
+        if target is None:
+            target = text_embedding
+
+        request = SearchRequest(
+            query=search_query,
+            max_results=options.max_results,
+            safesearch=options.safesearch,
+            region=options.region,
+            image_embedding=target,
+            text_embedding=text_embedding if options.text_weight > 0 else None,
+        )
+        try:
+            with timer.stage("search"):
+                results = self.backend.search(request)
+        except SearchUnavailable as error:
+            yield outcome([], reranked=False, final=True, warning=f"The image search failed: {error}")
+            return
+
+        # A local gallery already ranks by visual similarity; only web results need re-ranking.
+        if not options.rerank or backend_name == "local" or not results or target is None:
+            yield outcome(results, reranked=backend_name == "local", final=True)
+            return
+
+        yield outcome(results, reranked=False, final=False)
+        with timer.stage("rerank"):
+            reranked = rerank(results, target, self.encoder)
+        yield outcome(
+            reranked.results,
+            reranked=True,
+            final=True,
+            dropped=reranked.dropped,
+            duplicates_collapsed=reranked.duplicates_collapsed,
+        )
+
+    def search(self, image: Any = None, **kwargs: Any) -> SearchOutcome:
+        """The final outcome of `search_stream` (re-ranked when re-ranking is on)."""
+        last = None
+        for last in self.search_stream(image, **kwargs):  # noqa: B007 - we want the last item
+            pass
+        assert last is not None
+        return last
+
+
+_build_lock = threading.Lock()
+_pipelines: dict[Config, Pipeline] = {}
+
+
+def get_pipeline(config: Config | None = None, *, progress: Progress | None = None) -> Pipeline:
+    """The process-wide pipeline for this config, built on first use and shared afterwards."""
+    config = config or Config.from_env()
+    with _build_lock:  # two first requests at once must not export the model twice
+        if config not in _pipelines:
+            _pipelines[config] = Pipeline.from_config(config, progress=progress)
+        return _pipelines[config]
