@@ -28,6 +28,7 @@ from outlyne.search import SAFESEARCH_LEVELS
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 DEFAULT_MAX_RESULTS = SearchOptions().max_results
+MODEL_QUEUE = "pipeline"  # the concurrency group of every event that runs the encoder
 
 # Gradio 6 opens the editor with the "image" tool active: the canvas shows "select the draw tool to start"
 # and ignores strokes until the brush icon is clicked. Clicking it for the person once the editor has
@@ -37,8 +38,9 @@ SELECT_BRUSH_JS = """
   const deadline = Date.now() + 15000;
   const pick = () => {
     const editor = document.querySelector("#outlyne-sketch");
+    // The label is translated with the page; the first round tool button is the brush in any language.
     const brush = editor && (editor.querySelector('button[aria-label="Brush"]')
-      || editor.querySelector(".toolbar-wrap button, .tool-bar button, button.quite-round"));
+      || editor.querySelector("button.quite-round"));
     if (brush) { brush.click(); return; }
     if (Date.now() < deadline) setTimeout(pick, 100);
   };
@@ -54,19 +56,17 @@ CSS = """
 
 
 def serving_concurrency(pipeline: Pipeline) -> int:
-    """How many requests the queue lets run at once.
+    """How many requests run at once; every model-using event shares this one limit.
 
-    The encoder is compiled for latency: one inference already uses every core OpenVINO was given, so
-    running more inferences at once only makes each slower. What does overlap usefully is waiting on the
-    network (the image search and thumbnail downloads), which a second worker covers while the first
-    computes. So: the number of infer requests the compiled model says it serves in parallel (1 for a
-    latency-compiled model), plus one for network waits. OUTLYNE_CONCURRENCY overrides it.
+    The encoder is compiled with PERFORMANCE_HINT=LATENCY, for which OpenVINO's optimal number of infer
+    requests is 1: one inference already spreads over every core it was given, so two inferences at once
+    only make each slower. What overlaps usefully is waiting on the network (the image search, thumbnail
+    downloads), which a second worker covers while the first computes. Hence 1 + 1 = 2; more would queue
+    CPU work inside OpenVINO instead of in Gradio's queue, where people can see their position.
     """
-    override = os.environ.get("OUTLYNE_CONCURRENCY", "").strip()
-    if override:
-        return max(1, int(override))
-    parallel = getattr(pipeline.encoder, "parallel_requests", None)
-    return max(1, int(parallel or 1)) + 1
+    model_requests = 1  # PERFORMANCE_HINT=LATENCY in outlyne.encoder
+    network_overlap = 1 if pipeline.backend is not None else 0
+    return model_requests + network_overlap
 
 
 class Handlers:
@@ -353,13 +353,19 @@ def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
 
 
 def _output_panel() -> dict[str, Any]:
-    with gr.Tabs(selected="normalized") as output_tabs:
+    # Concept scores first: while drawing, they are what changes with every stroke.
+    with gr.Tabs(selected="concepts") as output_tabs:
         with gr.Tab("Normalized sketch", id="normalized"):
             normalized = gr.Image(
-                label="What the model saw", type="numpy", interactive=False, height=420, buttons=[]
+                label="What the model saw",
+                elem_id="outlyne-normalized",
+                type="numpy",
+                interactive=False,
+                height=420,
+                buttons=[],
             )
         with gr.Tab("Concept scores", id="concepts"):
-            label = gr.Label(label="What it looks like (probability per concept)", show_label=True)
+            label = gr.Label(label="What it looks like (probability per concept)", elem_id="outlyne-concepts")
             with gr.Accordion("Raw scores", open=False):
                 table = gr.Dataframe(
                     headers=ui_format.CONCEPT_TABLE_HEADERS,
@@ -368,20 +374,23 @@ def _output_panel() -> dict[str, Any]:
                     show_label=False,
                 )
         with gr.Tab("Query", id="query"):
-            query = gr.Textbox(label="Search query (edit it if you like)", lines=2, interactive=True)
+            query = gr.Textbox(
+                label="Search query (edit it if you like)", elem_id="outlyne-query", lines=2, interactive=True
+            )
             query_button = gr.Button("Search with this text")
         with gr.Tab("Results", id="results"):
             status = gr.Markdown(elem_id="outlyne-status")
             gallery = gr.Gallery(
                 label="Results",
-                columns=4,
+                elem_id="outlyne-gallery",
+                columns=3,
                 height="auto",
                 object_fit="cover",
                 allow_preview=True,
                 show_label=False,
             )
             with gr.Accordion("Source pages", open=False):
-                sources = gr.Markdown()
+                sources = gr.Markdown(elem_id="outlyne-sources")
     timings = gr.Markdown(elem_id="outlyne-timings")
     return dict(
         output_tabs=output_tabs,
@@ -400,8 +409,10 @@ def _output_panel() -> dict[str, Any]:
 def _wire_events(
     demo: gr.Blocks, handlers: Handlers, source: gr.State, i: dict[str, Any], o: dict[str, Any]
 ) -> None:
-    # The UI's own events are private: the API is exactly the two endpoints below.
+    # The UI's own events are private: the API is exactly the two endpoints of _api_endpoints.
     private: dict[str, Any] = dict(api_visibility="private")
+    # Every event that runs the model counts against the same queue limit (see serving_concurrency).
+    model: dict[str, Any] = dict(concurrency_id=MODEL_QUEUE, **private)
     live = [o["normalized"], o["label"], o["table"], o["query"], o["timings"]]
     results = [o["output_tabs"], *live[:4], o["status"], o["gallery"], o["sources"], o["timings"]]
     settings = [i["top_k"], i["extra"]]
@@ -420,7 +431,7 @@ def _wire_events(
             live,
             trigger_mode="always_last",
             show_progress="hidden",
-            **private,
+            **model,
         )
     i["extra"].blur(handlers.check_extra_concepts, i["extra"], None, show_progress="hidden", **private)
 
@@ -431,7 +442,7 @@ def _wire_events(
         search_inputs,
         results,
         show_progress="minimal",
-        **private,
+        **model,
     )
     gr.on(
         [o["query_button"].click, o["query"].submit],
@@ -439,7 +450,7 @@ def _wire_events(
         [o["query"], *search_inputs],
         results,
         show_progress="minimal",
-        **private,
+        **model,
     )
     if i["examples"] is not None:
         # One click: the example goes into the Upload tab, which comes forward, and is searched.
@@ -448,7 +459,7 @@ def _wire_events(
             outputs=[i["input_tabs"], source],
             queue=False,
             **private,
-        ).then(handlers.search, search_inputs, results, show_progress="minimal", **private)
+        ).then(handlers.search, search_inputs, results, show_progress="minimal", **model)
 
 
 def _api_endpoints(handlers: Handlers, pipeline: Pipeline) -> None:
@@ -464,8 +475,9 @@ def _api_endpoints(handlers: Handlers, pipeline: Pipeline) -> None:
             value=DEFAULT_MAX_RESULTS, precision=0, label="max_results", minimum=1, maximum=100
         )
         result = gr.JSON(label="result")
-    gr.on([], handlers.api_interrogate, [image, top_k], result, api_name="interrogate")
-    gr.on([], handlers.api_search, [image, top_k, max_results], result, api_name="search")
+    shared = dict(concurrency_id=MODEL_QUEUE)
+    gr.on([], handlers.api_interrogate, [image, top_k], result, api_name="interrogate", **shared)
+    gr.on([], handlers.api_search, [image, top_k, max_results], result, api_name="search", **shared)
 
 
 def launch_options(pipeline: Pipeline) -> dict[str, Any]:

@@ -366,6 +366,8 @@ class EvalOptions:
     """The app's prompt ensemble (a concept file may bring its own)."""
     confusions: int = 10
     show_progress: bool = True
+    model: str | None = None
+    """The model's name for the reports (OUTLYNE_MODEL); the encoder identity when not given."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.variants) - set(VARIANT_KINDS))
@@ -412,9 +414,9 @@ class Measured:
 class _Run:
     """One evaluation: the sketches measured, their true concepts, the options and the progress bar."""
 
-    def __init__(self, dataset: Dataset, concepts: Sequence[Concept], options: EvalOptions, bar: Any):
+    def __init__(self, dataset: Dataset, concepts: Sequence[Concept], options: EvalOptions):
         self.options = options
-        self.bar = bar
+        self.bar: Any = None  # the tqdm bar, opened once the baseline model is loaded
         self.labels = [c.label for c in concepts]
         self.groups = [c.group for c in concepts]
         index = {label_key(c.label): i for i, c in enumerate(concepts)}
@@ -435,6 +437,7 @@ class _Run:
 
     def measure(self, encoder: Embedder, bank: ConceptBank, normalize_options: NormalizeOptions, name: str):
         self.bar.set_description(name)
+        self.bar.unpause()  # loading a model or a concept bank is not sketches per second
         result = embed_pass(
             self.samples,
             encoder,
@@ -469,21 +472,12 @@ def evaluate(
     options = options or EvalOptions()
     passes = 1 + len(NORMALIZATION_STEPS) * ("normalization" in options.variants)
     passes += (len(PRECISIONS) - 1) * ("precision" in options.variants)
-    with tqdm(total=0, file=sys.stderr, unit="sketch", disable=not options.show_progress) as bar:
-        run = _Run(dataset, concepts, options, bar)
-        bar.total = passes * len(run.samples)
-        encoder = encoder_for(options.precision)
-        bank = bank_for(encoder, options.templates)
-        result, ranked, score_ms = run.measure(encoder, bank, NormalizeOptions(), options.precision)
-        if not result.ok.any():
-            raise OutlyneError("No sketch could be normalized: " + "; ".join(result.failures[:3]))
-        run.problems.extend(f"{failure} (skipped)" for failure in result.failures)
-        bar.total -= (passes - 1) * len(result.failures)
-        run.keep(result.ok)
-        kept = len(run.samples)
-        baseline = Measured(result.embeddings[result.ok], ranked[result.ok], np.ones(kept, bool), 0.0)
-        baseline.embed_ms = _median(result.embed_ms)
-        report = _baseline_report(run, encoder, baseline, result, score_ms)
+    run = _Run(dataset, concepts, options)
+    encoder = encoder_for(options.precision)
+    bank = bank_for(encoder, options.templates)
+    total = passes * len(run.samples)
+    with tqdm(total=total, file=sys.stderr, unit="sketch", disable=not options.show_progress) as run.bar:
+        baseline, report = _measure_baseline(run, encoder, bank, passes)
 
         if gallery:
             report["gallery"] = _gallery_report(run, baseline, gallery.index_for(encoder, baseline=True))
@@ -501,6 +495,23 @@ def evaluate(
     return report
 
 
+def _measure_baseline(
+    run: _Run, encoder: Embedder, bank: ConceptBank, passes: int
+) -> tuple[Measured, dict[str, Any]]:
+    """The app as configured. Sketches it cannot normalize (no ink, unreadable) are skipped from here on."""
+    result, ranked, score_ms = run.measure(encoder, bank, NormalizeOptions(), run.options.precision)
+    if not result.ok.any():
+        raise OutlyneError("No sketch could be normalized: " + "; ".join(result.failures[:3]))
+    run.problems.extend(f"{failure} (skipped)" for failure in result.failures)
+    run.bar.total -= (passes - 1) * len(result.failures)
+    run.keep(result.ok)
+    embed_ms = _median(result.embed_ms)
+    baseline = Measured(
+        result.embeddings[result.ok], ranked[result.ok], np.ones(len(run.samples), bool), embed_ms
+    )
+    return baseline, _baseline_report(run, encoder, baseline, result, score_ms)
+
+
 def _baseline_report(
     run: _Run, encoder: Embedder, baseline: Measured, result: EmbedPass, score_ms: list[float]
 ) -> dict[str, Any]:
@@ -512,7 +523,8 @@ def _baseline_report(
     }
     latency["total"] = sum(latency.values())
     return {
-        "model": encoder.identity,
+        "model": run.options.model or encoder.identity,
+        "encoder": encoder.identity,
         "precision": run.options.precision,
         "batch_size": run.options.batch_size,
         "ks": list(ks),
@@ -574,19 +586,13 @@ def _precision_variants(
                 rows[precision]["gallery"] = baseline_gallery
             continue
         try:
-            encoder = encoder_for(precision)
+            measured[precision] = _measure_precision(
+                run, encoder_for, bank_for, precision, gallery, rows[precision]
+            )
         except OutlyneError as error:  # say int8-static calibration fails: report it, measure the rest
             run.problems.append(f"precision {precision} skipped: {error}")
             rows[precision]["error"] = str(error)
             run.bar.update(len(run.samples))
-            continue
-        result, ranked, _ = run.measure(
-            encoder, bank_for(encoder, run.options.templates), NormalizeOptions(), precision
-        )
-        measured[precision] = Measured(result.embeddings, ranked, result.ok, _median(result.embed_ms))
-        if gallery is not None:  # searched while this encoder is loaded: one extra model at a time
-            index = gallery.index_for(encoder, baseline=False)
-            rows[precision]["gallery"] = _gallery_report(run, measured[precision], index)
     reference = measured.get(REFERENCE_PRECISION)
     for precision, m in measured.items():
         row = rows[precision]
@@ -596,6 +602,24 @@ def _precision_variants(
             row.update(agreement(m.ranked, reference.ranked, both))
             row["mean_cosine"] = mean_cosine(m.embeddings, reference.embeddings, both)
     return list(rows.values())
+
+
+def _measure_precision(
+    run: _Run,
+    encoder_for: EncoderFactory,
+    bank_for: BankFactory,
+    precision: str,
+    gallery: Gallery | None,
+    row: dict,
+) -> Measured:
+    """One more model, loaded for this pass only (and freed on return): memory holds two at most."""
+    encoder = encoder_for(precision)
+    bank = bank_for(encoder, run.options.templates)  # text embeddings from this encoder too, as the app does
+    result, ranked, _ = run.measure(encoder, bank, NormalizeOptions(), precision)
+    measured = Measured(result.embeddings, ranked, result.ok, _median(result.embed_ms))
+    if gallery is not None:
+        row["gallery"] = _gallery_report(run, measured, gallery.index_for(encoder, baseline=False))
+    return measured
 
 
 def _gallery_report(run: _Run, measured: Measured, index: Searchable) -> dict:

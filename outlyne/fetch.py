@@ -3,7 +3,8 @@
 - http(s) only; the host is resolved here and every address it resolves to must be public, then the
   connection goes to that vetted address (Host header and TLS SNI keep the name), so a DNS answer cannot
   change between the check and the connect. Redirects are followed by hand so each hop is checked too.
-- A per-request time budget, an overall deadline for the batch, a bounded thread pool.
+- A per-request time budget, an overall deadline for the batch, a bounded thread pool. (Name resolution
+  has no timeout in the standard library; the overall deadline is what bounds a hanging resolver.)
 - At most `max_bytes` read: Content-Length checked first, then the stream is cut off.
 - Only common web image formats are decoded, with Pillow's decompression-bomb guard on, and fully loaded
   so truncated files fail here rather than in the encoder.
@@ -18,10 +19,12 @@ verifying the certificate for the original name; urllib would need a custom HTTP
 
 from __future__ import annotations
 
+import functools
 import io
 import ipaddress
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -106,19 +109,19 @@ def is_public_address(address: str, *, allow_loopback: bool = False) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def _resolve(host: str, port: int, allow_loopback: bool) -> str:
-    """The address to connect to. Every address the name resolves to must be public: a name that mixes a
-    public and a private answer is refused rather than hoping the first one is used."""
+def _resolve(host: str, port: int, allow_loopback: bool) -> list[str]:
+    """The addresses to try, in resolver order. Every address the name resolves to must be public: a
+    name that mixes public and private answers is refused rather than hoping a public one gets used."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise FetchError("unknown host") from error
-    addresses = [str(info[4][0]) for info in infos]
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise FetchError("unknown host")
     if not all(is_public_address(a, allow_loopback=allow_loopback) for a in addresses):
         raise FetchError("private address")
-    return addresses[0]
+    return addresses[:3]
 
 
 class _Deadline:
@@ -140,22 +143,7 @@ def _get(client: httpx.Client, url: str, limits: FetchLimits, deadline: _Deadlin
     """Follow at most `max_redirects` redirects by hand, checking each hop; return the body."""
     current = httpx.URL(url)
     for _hop in range(limits.max_redirects + 1):
-        if current.scheme not in ("http", "https") or not current.host:
-            raise FetchError("bad url")
-        host = current.raw_host.decode("ascii")  # IDNA-encoded: what DNS and TLS SNI expect
-        port = current.port or (443 if current.scheme == "https" else 80)
-        address = _resolve(host, port, limits.allow_loopback)
-        host_header = current.netloc.decode("ascii")  # host[:port], never the userinfo
-        request = client.build_request(
-            "GET",
-            current.copy_with(host=address),
-            headers={"Host": host_header},
-            extensions={
-                "sni_hostname": host,
-                "timeout": httpx.Timeout(deadline.remaining()).as_dict(),
-            },
-        )
-        response = client.send(request, stream=True)
+        response = _send(client, current, limits, deadline)
         try:
             if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
                 current = current.join(response.headers["location"])
@@ -174,9 +162,38 @@ def _get(client: httpx.Client, url: str, limits: FetchLimits, deadline: _Deadlin
     raise FetchError("too many redirects")
 
 
+def _send(client: httpx.Client, url: httpx.URL, limits: FetchLimits, deadline: _Deadline) -> httpx.Response:
+    """GET one hop from a vetted address (the next one if a connection is refused), headers only."""
+    if url.scheme not in ("http", "https") or not url.host:
+        raise FetchError("bad url")
+    host = url.raw_host.decode("ascii")  # IDNA-encoded: what DNS and TLS SNI expect
+    port = url.port or (443 if url.scheme == "https" else 80)
+    addresses = _resolve(host, port, limits.allow_loopback)
+
+    def request_to(address: str) -> httpx.Request:
+        return client.build_request(
+            "GET",
+            url.copy_with(host=address),
+            headers={"Host": url.netloc.decode("ascii")},  # host[:port], never the userinfo
+            extensions={
+                "sni_hostname": host,  # TLS verifies the certificate for the name, not the address
+                "timeout": httpx.Timeout(deadline.remaining()).as_dict(),
+            },
+        )
+
+    for address in addresses[:-1]:
+        try:
+            return client.send(request_to(address), stream=True)
+        except httpx.ConnectError:
+            continue  # e.g. "localhost" answers ::1 first and the server listens on IPv4 only
+    return client.send(request_to(addresses[-1]), stream=True)
+
+
 def _read_capped(response: httpx.Response, max_bytes: int, deadline: _Deadline) -> bytes:
     body = bytearray()
-    for chunk in response.iter_bytes(chunk_size=64 * 1024):
+    # Raw bytes: we asked for no content-encoding, and decoding gzip here would let a small compressed body
+    # expand past the cap within a single chunk. An encoded body simply fails to decode as an image.
+    for chunk in response.iter_raw(chunk_size=64 * 1024):
         body += chunk
         if len(body) > max_bytes:
             raise FetchError("too large")
@@ -201,6 +218,12 @@ def _fetch_one(client: httpx.Client, url: str, limits: FetchLimits, batch: _Dead
         return Fetched(url, None, f"failed ({type(error).__name__})")
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs tens of ms; one verifying context is shared (SSLContext is thread-safe).
+    return httpx.create_ssl_context(trust_env=False)
+
+
 def fetch_images(urls: Sequence[str], limits: FetchLimits = FetchLimits()) -> list[Fetched]:
     """Fetch and decode every URL concurrently; results in the order of `urls`, each with an image or an
     error. Returns by the overall deadline: entries still running then are reported as "timeout"."""
@@ -210,8 +233,9 @@ def fetch_images(urls: Sequence[str], limits: FetchLimits = FetchLimits()) -> li
     client = httpx.Client(
         # No proxies from the environment: a proxy would make the connection, defeating the address check.
         trust_env=False,
+        verify=_tls_context(),
         follow_redirects=False,
-        headers={"User-Agent": USER_AGENT, "Accept": "image/*"},
+        headers={"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"},
         limits=httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency),
     )
     executor = ThreadPoolExecutor(max_workers=max(1, min(limits.concurrency, len(urls))))

@@ -395,7 +395,8 @@ class GalleryIndex:
 
 class LocalGalleryBackend:
     """OUTLYNE_SEARCH=local:FOLDER. Ranks the folder's images by similarity to the sketch, optionally
-    blended with the query's text embedding (`text_weight`, used only when the request carries one).
+    blended with the query's text embedding when the request carries one, weighted by the request's
+    `text_weight` or else this backend's default.
 
     The index is loaded on first use and reloaded when manifest.json changes, so re-running
     `python -m outlyne index` while the app runs takes effect without a restart.
@@ -427,7 +428,8 @@ class LocalGalleryBackend:
         if request.image_embedding is None and request.text_embedding is None:
             raise SearchUnavailable("Local search needs the sketch's embedding.")
         index = self._current_index()
-        query = index.query_vector(request.image_embedding, request.text_embedding, self._text_weight)
+        weight = self._text_weight if request.text_weight is None else request.text_weight
+        query = index.query_vector(request.image_embedding, request.text_embedding, weight)
         results = []
         for rank, (row, score) in enumerate(index.nearest_rows(query, request.max_results)):
             path = self.folder / index.paths[row]

@@ -28,6 +28,7 @@ from .concepts import (
 from .config import Config
 from .embedding import Embedder
 from .errors import SearchUnavailable
+from .fetch import FetchLimits
 from .query import build_query
 from .rerank import rerank
 from .search import SearchBackend, SearchRequest, SearchResult, make_backend
@@ -144,11 +145,13 @@ class Pipeline:
         backend: SearchBackend | None,
         *,
         templates: Sequence[str] = PROMPT_TEMPLATES,
+        fetch_limits: FetchLimits = FetchLimits(),  # noqa: B008 - frozen, so a shared default is safe
     ) -> None:
         self.config = config
         self.encoder = encoder
         self.bank = bank
         self.backend = backend
+        self.fetch_limits = fetch_limits
         # Extra concepts must be embedded with the same templates as the bank, or scores won't compare.
         self._extra_concepts = ExtraConceptCache(encoder, templates)
 
@@ -251,7 +254,20 @@ class Pipeline:
 
         yield outcome(results, reranked=False, final=False)
         with timer.stage("rerank"):
-            reranked = rerank(results, target, self.encoder)
+            reranked = rerank(
+                results, target, self.encoder, limits=self.fetch_limits, batch_size=self.config.batch_size
+            )
+        if not reranked.results:
+            # Every thumbnail failed (hot-link blocking, timeouts): the engine's results are still useful.
+            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(reranked.dropped.items()))
+            yield outcome(
+                results,
+                reranked=False,
+                final=True,
+                dropped=reranked.dropped,
+                warning=f"No thumbnail could be fetched to re-rank ({reasons}); showing the engine's order.",
+            )
+            return
         yield outcome(
             reranked.results,
             reranked=True,

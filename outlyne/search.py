@@ -48,6 +48,9 @@ class SearchRequest:
     region: str = "wt-wt"
     image_embedding: np.ndarray | None = None  # the sketch's unit vector (local search uses it)
     text_embedding: np.ndarray | None = None  # the query's unit vector, optional blend for local search
+    # Weight of text_embedding in the local blend; None = the backend's default. A per-request option,
+    # so concurrent sessions never change a shared backend.
+    text_weight: float | None = None
 
     def __post_init__(self) -> None:
         # Programming errors, not user errors: the UI and CLI offer only valid choices.
@@ -55,6 +58,8 @@ class SearchRequest:
             raise ValueError(f"safesearch must be one of {SAFESEARCH_LEVELS}, not {self.safesearch!r}")
         if self.max_results < 1:
             raise ValueError(f"max_results must be positive, not {self.max_results}")
+        if self.text_weight is not None and not 0.0 <= self.text_weight <= 1.0:
+            raise ValueError(f"text_weight must lie in [0, 1], not {self.text_weight}")
 
 
 class SearchBackend(Protocol):

@@ -10,6 +10,7 @@ Both return JSON-able dicts for `python -m outlyne bench`.
 from __future__ import annotations
 
 import io
+import ssl
 import statistics
 import threading
 import time
@@ -43,23 +44,33 @@ class Route:
     send_length: bool = True
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a route still sleeping must not block shutdown
+    # The default listen backlog of 5 drops connections when 8 arrive at once; the client's SYN retry
+    # then adds a full second, which would be measured as fetch time.
+    request_queue_size = 128
+
+
 class ImageServer:
     """`with ImageServer({"/a.png": Route(png)}) as server: server.url("/a.png")`. Threaded, so slow routes
     do not hold up the others; records (path, Host header) of every request it saw."""
 
-    def __init__(self, routes: Mapping[str, Route]) -> None:
+    def __init__(self, routes: Mapping[str, Route], *, tls: ssl.SSLContext | None = None) -> None:
         self.routes = dict(routes)
         self.requests: list[tuple[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True  # a route still sleeping must not block shutdown
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
+        self.scheme = "https" if tls else "http"
+        if tls:  # tests of certificate checks on pinned addresses
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        # A short poll interval: shutdown() waits up to one interval for the serving loop to notice.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def port(self) -> int:
         return self._server.server_address[1]
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def __enter__(self) -> ImageServer:
         self._thread.start()

@@ -47,12 +47,11 @@ def format_similarity(similarity: float | None) -> str:
 
 
 def result_caption(result: SearchResult, max_title: int = 60) -> str:
-    """"Title · similarity 0.83": short enough to sit under a thumbnail."""
+    """ "0.83 · Title": the similarity first, because the gallery cuts long captions at the end."""
     title = " ".join((result.title or "").split()) or "untitled"
     if len(title) > max_title:
         title = title[: max_title - 1].rstrip() + "…"
-    similarity = format_similarity(result.similarity)
-    return f"{title} · {similarity}" if similarity else title
+    return title if result.similarity is None else f"{result.similarity:.2f} · {title}"
 
 
 def gallery_items(results: Sequence[SearchResult]) -> list[tuple[str, str]]:
@@ -78,7 +77,9 @@ def sources_markdown(results: Sequence[SearchResult]) -> str:
         title = escape_markdown(result.title or "untitled")
         page = result.url or result.image
         where = f"[{title}](<{page}>)" if _is_web_link(page) else f"{title} (`{page.rsplit('/', 1)[-1]}`)"
-        details = [d for d in (escape_markdown(result.source or ""), format_similarity(result.similarity)) if d]
+        details = [
+            d for d in (escape_markdown(result.source or ""), format_similarity(result.similarity)) if d
+        ]
         lines.append(f"{number}. {where}" + (f" — {' · '.join(details)}" if details else ""))
     return "\n".join(lines)
 
@@ -120,11 +121,16 @@ def search_status(outcome: SearchOutcome) -> str:
     text = f"{count} {noun} from {where}, {order}."
     left_out = sum(outcome.dropped.values()) + outcome.duplicates_collapsed
     if left_out:
-        reasons = [f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(outcome.dropped.items()) if n]
+        reasons = [f"{_reason(reason)} ({n})" for reason, n in sorted(outcome.dropped.items()) if n]
         if outcome.duplicates_collapsed:
-            reasons.append(f"{outcome.duplicates_collapsed} duplicates")
+            reasons.append(f"near-duplicates ({outcome.duplicates_collapsed})")
         text += f" Left out: {', '.join(reasons)}."
     return text
+
+
+def _reason(reason: str) -> str:
+    """Fetch failure reasons are short phrases ("timeout") or a bare HTTP status ("404")."""
+    return f"HTTP {reason}" if reason.isdigit() else reason.replace("_", " ")
 
 
 def json_safe(value: Any) -> Any:

@@ -24,3 +24,33 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()
+
+
+@pytest.fixture(scope="session")
+def encoder_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """OUTLYNE_CACHE_DIR shared by the session's real encoders (IR exported once per precision)."""
+    return tmp_path_factory.mktemp("outlyne-cache")
+
+
+@pytest.fixture(scope="session")
+def make_tiny_encoder(tiny_checkpoint: Path, encoder_cache_dir: Path):
+    """Factory: make_tiny_encoder(precision="fp32") -> the real OpenVINO encoder over the tiny checkpoint,
+    exported on first use and shared for the session (encoders are read-only)."""
+    from outlyne.config import Config
+    from outlyne.encoder import load_encoder
+
+    encoders = {}
+
+    def make(precision: str = "fp32"):
+        if precision not in encoders:
+            config = Config(model=str(tiny_checkpoint), precision=precision, cache_dir=encoder_cache_dir)
+            encoders[precision] = load_encoder(config)
+        return encoders[precision]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(make_tiny_encoder):
+    """The fp32 OpenVINO encoder over the tiny checkpoint (embed_dim 32, image size 32)."""
+    return make_tiny_encoder("fp32")

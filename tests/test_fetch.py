@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 
+from outlyne import fetch
 from outlyne.fetch import FetchLimits, decode_image, fetch_images, is_public_address
 from outlyne.search_bench import ImageServer, Route, encode_image
 
@@ -160,3 +164,65 @@ def test_decode_image_keeps_the_bomb_guard() -> None:
     with pytest.raises(FetchError, match="too large"):
         decode_image(BOMB_PNG)
     assert decode_image(RED_PNG).size == (40, 30)
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ImageServer, ssl.SSLContext]]:
+    """HTTPS on 127.0.0.1 with a self-signed certificate for the name "localhost" only."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    with ImageServer({"/red.png": Route(RED_PNG)}, tls=server_context) as running:
+        yield running, client_context
+
+
+def test_https_to_a_pinned_address_still_verifies_the_name(
+    tls_server: tuple[ImageServer, ssl.SSLContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, trusted = tls_server
+    monkeypatch.setattr(fetch, "_tls_context", lambda: trusted)
+    # "localhost": resolved and checked here, connected by address, certificate checked for the name
+    (fetched,) = fetch_images([server.url("/red.png", host="localhost")], LOOPBACK_OK)
+    assert fetched.error is None and fetched.image.getpixel((0, 0)) == (255, 0, 0)
+    assert ("/red.png", f"localhost:{server.port}") in server.requests
+    # the same server by address: the certificate does not name 127.0.0.1, so verification fails
+    (by_address,) = fetch_images([server.url("/red.png")], LOOPBACK_OK)
+    assert by_address.error == "connection failed"
+    # and the default trust store does not know this self-signed certificate
+    monkeypatch.undo()
+    (untrusted,) = fetch_images([server.url("/red.png", host="localhost")], LOOPBACK_OK)
+    assert untrusted.error == "connection failed"
+
+
+def test_the_next_vetted_address_is_tried_when_one_refuses(
+    server: ImageServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "dual.test" resolves to 127.0.0.2 (nothing listens there) and then to the server's 127.0.0.1
+    real = socket.getaddrinfo
+
+    def resolver(host, port, *args, **kwargs):
+        if host != "dual.test":  # the connection itself resolves the address literal
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in ("127.0.0.2", "127.0.0.1")]
+
+    monkeypatch.setattr(fetch.socket, "getaddrinfo", resolver)
+    (fetched,) = fetch_images([server.url("/red.png", host="dual.test")], LOOPBACK_OK)
+    assert fetched.error is None
+    assert ("/red.png", f"dual.test:{server.port}") in server.requests
+
+
+def test_a_name_with_any_private_answer_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    def resolver(host, port, *args, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in ("93.184.216.34", "10.0.0.5")]
+
+    monkeypatch.setattr(fetch.socket, "getaddrinfo", resolver)
+    (fetched,) = fetch_images(["https://mixed.test/a.png"])
+    assert fetched.error == "private address"

@@ -49,7 +49,9 @@ def make(fake: FakeDDGS, **kwargs) -> tuple[DuckDuckGoBackend, list[float]]:
 def test_results_are_mapped_and_rows_without_thumbnail_skipped() -> None:
     fake = FakeDDGS([ROWS])
     backend, _ = make(fake)
-    results = backend.search(SearchRequest("  cat   drawing ", max_results=5, safesearch="off", region="fr-fr"))
+    results = backend.search(
+        SearchRequest("  cat   drawing ", max_results=5, safesearch="off", region="fr-fr")
+    )
     assert [r.title for r in results] == ["A cat", "no full image"]
     first, second = results
     assert (first.thumbnail, first.image, first.url, first.source) == (
@@ -94,7 +96,7 @@ def test_persistent_refusal_reads_as_rate_limiting() -> None:
     with pytest.raises(SearchUnavailable, match="rate-limiting requests; try again in a minute"):
         backend.search(SearchRequest("cat"))
     backend, _ = make(FakeDDGS([DDGSException("ConnectError: dns error")]))
-    with pytest.raises(SearchUnavailable, match="cannot be reached.*dns error"):
+    with pytest.raises(SearchUnavailable, match=r"cannot be reached.*dns error"):
         backend.search(SearchRequest("cat"))
 
 
@@ -133,7 +135,7 @@ def test_cache_is_bounded_and_failures_are_not_cached() -> None:
 
     failing = FakeDDGS([DDGSException("No results found."), ROWS])
     backend, _ = make(failing, retries=1)
-    with pytest.raises(SearchUnavailable, match="after 1 try|rate-limiting"):
+    with pytest.raises(SearchUnavailable, match="rate-limiting"):
         backend.search(SearchRequest("cat"))
     assert len(backend.search(SearchRequest("cat"))) == 2
 

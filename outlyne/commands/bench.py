@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress_to_stderr,
     )
     results = {"architecture": architecture, **benchmark.run_benchmark(context)}
-    results["command"] = "python -m outlyne " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])
+    results["command"] = "python -m outlyne " + " ".join(sys.argv[1:])
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         templates=spec.templates or PROMPT_TEMPLATES,  # the ensemble the app uses for this concept file
         confusions=args.confusions,
         show_progress=not args.no_progress,
+        model=config.model,
     )
     dataset = evaluation.load_dataset(args.data, limit_per_label=args.limit_per_label)
 

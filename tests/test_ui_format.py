@@ -1,0 +1,148 @@
+"""outlyne.ui_format: pipeline results -> the values the page shows. No browser, server or model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from outlyne import ui_format
+from outlyne.concepts import ConceptScore
+from outlyne.search import SearchResult
+
+
+def _result(
+    title: str, similarity: float | None = 0.5, url: str = "https://example.org/page", **kw
+) -> SearchResult:
+    return SearchResult(
+        title=title,
+        thumbnail=kw.pop("thumbnail", "https://tse.example/th.jpg"),
+        image="https://img.example/full.jpg",
+        url=url,
+        source=kw.pop("source", "example.org"),
+        similarity=similarity,
+        **kw,
+    )
+
+
+@dataclass
+class _Outcome:  # the attributes search_status reads from a SearchOutcome
+    results: list[SearchResult]
+    backend: str = "ddg"
+    query: str = "cat animal"
+    reranked: bool = False
+    final: bool = True
+    warning: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+    duplicates_collapsed: int = 0
+
+
+SCORES = [
+    ConceptScore("cat", "animal", 0.61234567, 0.1523456),
+    ConceptScore("dog", "animal", 0.2, 0.12),
+]
+
+
+def test_label_value_maps_each_concept_to_its_probability_best_first() -> None:
+    value = ui_format.concept_label_value(SCORES)
+    assert list(value) == ["cat", "dog"]
+    assert value["cat"] == 0.6123
+    assert json.dumps(value)  # gr.Label sends it as JSON
+
+
+def test_concept_table_keeps_probability_and_raw_cosine() -> None:
+    rows = ui_format.concept_table(SCORES)
+    assert len(ui_format.CONCEPT_TABLE_HEADERS) == len(rows[0])
+    assert rows[0] == ["cat", "animal", 0.6123, 0.1523]
+
+
+def test_caption_puts_similarity_first_and_shortens_long_titles() -> None:
+    caption = ui_format.result_caption(_result("A   very long title " * 10, similarity=0.834))
+    assert caption.startswith("0.83 · A very long title")
+    assert caption.endswith("…")
+    assert len(caption) <= len("0.83 · ") + 60
+
+
+def test_caption_without_similarity_is_the_title_alone() -> None:
+    assert ui_format.result_caption(_result("Cat", similarity=None)) == "Cat"
+    assert ui_format.result_caption(_result("  ", similarity=None)) == "untitled"
+
+
+def test_gallery_items_use_thumbnails_and_skip_results_without_any_image() -> None:
+    items = ui_format.gallery_items(
+        [_result("a"), _result("b", thumbnail="", similarity=None), _result("c", thumbnail="")]
+    )
+    assert items[0] == ("https://tse.example/th.jpg", "0.50 · a")
+    assert items[1] == ("https://img.example/full.jpg", "b")
+    assert len(items) == 3  # an empty thumbnail falls back to the full image
+
+
+def test_sources_link_web_pages_and_escape_titles() -> None:
+    text = ui_format.sources_markdown([_result("Cats [and] *dogs*", url="https://example.org/a_(b)")])
+    assert text.startswith(r"1. [Cats \[and\] \*dogs\*](<https://example.org/a_(b)>)")
+    assert "similarity 0.50" in text
+
+
+def test_sources_do_not_link_local_files_or_other_schemes() -> None:
+    local = _result("img.png", url=Path("/data/gallery/img.png").as_uri(), source="local")
+    hostile = _result("x", url="javascript:alert(1)")
+    text = ui_format.sources_markdown([local, hostile])
+    assert "](" not in text
+    assert "`img.png`" in text
+
+
+def test_sources_of_nothing_is_empty() -> None:
+    assert ui_format.sources_markdown([]) == ""
+
+
+def test_timings_follow_the_pipeline_order_and_end_with_the_total() -> None:
+    text = ui_format.timings_markdown({"total": 51.0, "search": 20.0, "embed": 30.04, "normalize": 1.0})
+    assert text == "<small>normalize 1.0 ms · embed 30 ms · search 20 ms · total 51 ms</small>"
+    assert ui_format.timings_markdown({}) == ""
+
+
+def test_unknown_stages_are_still_shown() -> None:
+    assert "fetch thumbnails 5.0 ms" in ui_format.timings_markdown({"embed": 1.0, "fetch_thumbnails": 5.0})
+
+
+def test_status_says_where_the_results_come_from_and_their_order() -> None:
+    preview = _Outcome([_result("a"), _result("b")], final=False)
+    assert "in the engine's order; re-ranking" in ui_format.search_status(preview)
+    assert "DuckDuckGo" in ui_format.search_status(preview)
+    final = _Outcome([_result("a")], reranked=True, dropped={"timeout": 2, "404": 1}, duplicates_collapsed=1)
+    status = ui_format.search_status(final)
+    assert status.startswith("1 image from DuckDuckGo, ordered by similarity")
+    assert "Left out: HTTP 404 (1), timeout (2), near-duplicates (1)." in status
+
+
+def test_status_explains_failures_and_empty_answers() -> None:
+    failed = _Outcome([], warning="The image search failed: rate limited (3 tries).")
+    assert ui_format.search_status(failed) == "No results: The image search failed: rate limited (3 tries)."
+    assert "turned off" in ui_format.search_status(_Outcome([], backend="none"))
+    assert ui_format.search_status(_Outcome([], backend="local")).startswith(
+        'No images found for "cat animal"'
+    )
+
+
+def test_json_safe_turns_numpy_and_paths_into_plain_json() -> None:
+    value = {
+        "score": np.float32(0.25),
+        "rank": np.int64(3),
+        "vector": np.arange(3, dtype=np.float32),
+        "bbox": (1, 2, 3, 4),
+        "path": Path("/tmp/x.png"),
+        "bad": float("nan"),
+        "nested": [{"ok": True, "none": None}],
+    }
+    safe = ui_format.json_safe(value)
+    assert json.loads(json.dumps(safe, allow_nan=False)) == {
+        "score": 0.25,
+        "rank": 3,
+        "vector": [0.0, 1.0, 2.0],
+        "bbox": [1, 2, 3, 4],
+        "path": "/tmp/x.png",
+        "bad": None,
+        "nested": [{"ok": True, "none": None}],
+    }
