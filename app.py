@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from outlyne import ui_format
+from outlyne.commands.common import progress_to_stderr
 from outlyne.concepts import parse_extra_concepts
 from outlyne.errors import EmptySketch, OutlyneError
 from outlyne.pipeline import (
@@ -28,11 +29,14 @@ from outlyne.search import SAFESEARCH_LEVELS
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 DEFAULT_MAX_RESULTS = SearchOptions().max_results
+CANVAS_SIZE = (512, 512)  # shown at about the editor's width; a Quick, Draw!-like drawing space
+MAX_UPLOAD = "25mb"  # a large phone photo fits; the pipeline downscales anything big anyway
 MODEL_QUEUE = "pipeline"  # the concurrency group of every event that runs the encoder
 
 # Gradio 6 opens the editor with the "image" tool active: the canvas shows "select the draw tool to start"
-# and ignores strokes until the brush icon is clicked. Clicking it for the person once the editor has
-# rendered makes the canvas ready on arrival. (Clearing the canvas re-selects the brush by itself.)
+# and ignores strokes until the brush icon is clicked, and "Clear canvas" puts it back in that state. So
+# the page clicks the brush for the person once the editor has rendered, and again after each clear (a
+# short delay lets the editor finish its own reset first).
 SELECT_BRUSH_JS = """
 () => {
   const deadline = Date.now() + 15000;
@@ -44,7 +48,7 @@ SELECT_BRUSH_JS = """
     if (brush) { brush.click(); return; }
     if (Date.now() < deadline) setTimeout(pick, 100);
   };
-  pick();
+  setTimeout(pick, 200);
 }
 """
 
@@ -300,7 +304,7 @@ def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
                 image_mode="RGBA",
                 # Square paper that fills the editor; a thin black pen, no colour choice (the model sees
                 # line drawings), no layers and no crop/resize tools to get lost in.
-                canvas_size=(512, 512),
+                canvas_size=CANVAS_SIZE,
                 fixed_canvas=True,
                 height=600,
                 brush=gr.Brush(default_size=4, colors=["#000000"], color_mode="fixed"),
@@ -334,6 +338,7 @@ def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
             examples=[[str(path)] for path in example_files()],
             inputs=[upload],
             label="Examples (click one to search with it)",
+            elem_id="outlyne-examples",
             api_visibility="private",
         )
     return dict(
@@ -420,12 +425,15 @@ def _wire_events(
     both_images = [source, i["sketch"], i["upload"]]
 
     demo.load(None, js=SELECT_BRUSH_JS, **private)
+    i["sketch"].clear(None, js=SELECT_BRUSH_JS, **private)
     i["sketch_tab"].select(lambda: "sketch", outputs=source, queue=False, **private)
     i["upload_tab"].select(lambda: "upload", outputs=source, queue=False, **private)
 
-    # Live scores while drawing: only the latest stroke counts, no spinner, no web search.
-    for image in (i["sketch"], i["upload"]):
-        image.change(
+    # Live scores while drawing: only the latest stroke counts, no spinner, no web search. An upload
+    # scores once; `.upload` rather than `.change` so a clicked example (searched right away below) does
+    # not also start a scoring run that would race it for the same outputs.
+    for trigger, image in ((i["sketch"].change, i["sketch"]), (i["upload"].upload, i["upload"])):
+        trigger(
             handlers.live_scores,
             [image, *settings],
             live,
@@ -465,11 +473,13 @@ def _wire_events(
 def _api_endpoints(handlers: Handlers, pipeline: Pipeline) -> None:
     """`interrogate` and `search`: an image file in (gradio_client `handle_file(path)`), JSON out.
 
-    Real (hidden) components rather than `gr.api`, so the uploaded file goes through Gradio's usual
-    checks and decoding and the handlers receive an RGBA array like the UI's.
+    Real (hidden) components rather than `gr.api`, so the uploaded file goes through Gradio's upload
+    checks (gr.api hands over the raw payload, path unchecked). A gr.File rather than a gr.Image: the
+    pipeline decodes the file itself, so a corrupt or oversized file gets its plain-words BadImage
+    message instead of Gradio's decoder traceback.
     """
     with gr.Column(visible=False):
-        image = gr.Image(label="image", type="numpy", image_mode="RGBA")
+        image = gr.File(label="image", file_types=["image"], type="filepath")
         top_k = gr.Number(value=pipeline.config.top_k, precision=0, label="top_k", minimum=1, maximum=50)
         max_results = gr.Number(
             value=DEFAULT_MAX_RESULTS, precision=0, label="max_results", minimum=1, maximum=100
@@ -490,13 +500,16 @@ def launch_options(pipeline: Pipeline) -> dict[str, Any]:
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         allowed_paths=allowed,
+        max_file_size=MAX_UPLOAD,
         css=CSS,
         show_error=True,
     )
 
 
 def main() -> None:
-    pipeline = get_pipeline()  # built once, before the first request, shared by every session
+    # Built once, before the first request, and shared by every session. Export or concept-embedding
+    # progress (a cold cache) goes to stderr, so a slow first start says what it is doing.
+    pipeline = get_pipeline(progress=progress_to_stderr)
     demo = build_demo(pipeline)
     demo.queue(default_concurrency_limit=serving_concurrency(pipeline)).launch(**launch_options(pipeline))
 

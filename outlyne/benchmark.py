@@ -157,18 +157,20 @@ def machine_section(ctx: BenchContext, results: dict) -> dict:
 def export_section(ctx: BenchContext, results: dict) -> dict:
     """Load (exporting when not cached) every OpenVINO precision through the real load_encoder."""
     from .encoder import load_encoder
+    from .export import reuse_conversions
 
     export_s, cached = {}, {}
-    for precision in PRECISIONS:
-        ctx.progress(f"preparing openvino-{precision}")
-        started = time.perf_counter()
-        with contextlib.redirect_stdout(sys.stderr):  # NNCF progress bars
+    # One conversion for all precisions; NNCF's progress bars go to stderr with the rest of the progress.
+    with reuse_conversions(), contextlib.redirect_stdout(sys.stderr):
+        for precision in PRECISIONS:
+            ctx.progress(f"preparing openvino-{precision}")
+            started = time.perf_counter()
             encoder = load_encoder(ctx.config.with_options(precision=precision), progress=ctx.progress)
-        if encoder.exported_now:
-            export_s[precision] = round(time.perf_counter() - started, 1)
-        cached[precision] = not encoder.exported_now
-        ctx.runners[f"openvino-{precision}"] = encoder.embed_images
-        ctx.extras.setdefault("encoders", {})[precision] = encoder
+            if encoder.exported_now:
+                export_s[precision] = round(time.perf_counter() - started, 1)
+            cached[precision] = not encoder.exported_now
+            ctx.runners[f"openvino-{precision}"] = encoder.embed_images
+            ctx.extras.setdefault("encoders", {})[precision] = encoder
     return {"export_s": export_s, "export_was_cached": cached}
 
 
@@ -201,6 +203,7 @@ def latency_section(ctx: BenchContext, results: dict) -> dict:
     ctx.image_path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(ctx.image_path)
 
+    load_before = os.getloadavg()
     for runner in ctx.runners.values():
         for _ in range(WARMUP):
             runner([image])
@@ -246,6 +249,9 @@ def latency_section(ctx: BenchContext, results: dict) -> dict:
             "pytorch": torch_threads,
         },
         "timing_includes": "preprocessing (numpy/PIL) + inference + L2 normalization, per call",
+        # Other processes on a shared machine skew absolute numbers (PyTorch's OpenMP threads suffer most
+        # when cores are oversubscribed): the 1-minute load average says how quiet the machine was.
+        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
     }
 
 
@@ -381,7 +387,8 @@ def to_markdown(results: dict) -> str:
         f"(OUTLYNE_THREADS={threads.get('OUTLYNE_THREADS')}; OpenVINO threads {ov_threads}, "
         f"PyTorch threads {threads.get('pytorch')}). Model: {results.get('architecture')}, "
         f"{results.get('runs')} runs after {results.get('warmup_runs')} warm-up; "
-        f"default precision `{results.get('default_precision')}`.",
+        f"default precision `{results.get('default_precision')}`. 1-minute load average during the "
+        f"latency runs: {results.get('load_average_1min')}.",
         "",
         "| variant | p50 ms | p95 ms | p99 ms | p50 vs PyTorch | batch-16 img/s | peak RSS MB "
         "| cold start s |",

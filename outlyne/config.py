@@ -11,8 +11,11 @@ from .errors import ConfigError
 
 DEFAULT_MODEL = "google/siglip2-base-patch16-224"
 PRECISIONS = ("fp32", "int8", "int8-static")
-# int8 weight compression: see README "Speed" for the measurements behind this default.
-DEFAULT_PRECISION = "int8"
+# int8-static (NNCF post-training quantization, normalization and pooling head kept in float): on the
+# 2-core target it was the only precision under the 0.40x-of-PyTorch latency target (about 0.3x, against
+# about 0.47x for int8 weight-only), at cosine >= 0.99 to FP32. See README "Speed" for the measurements
+# (benchmarks/bench-vision.json). OUTLYNE_PRECISION=int8 trades that speed for near-exact embeddings.
+DEFAULT_PRECISION = "int8-static"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -142,6 +142,11 @@ class OpenVinoEncoder:
         return f"OpenVinoEncoder({self.identity!r}, folder={str(self.cache_folder)!r})"
 
 
+def _first_line(error: BaseException) -> str:
+    """Messages stay on one line: library errors can span pages."""
+    return (str(error).strip().splitlines() or [""])[0][:300]
+
+
 def _export_into_cache(
     source: model_source.ModelSource, config: Config, progress: Progress
 ) -> tuple[Path, dict]:
@@ -166,7 +171,7 @@ def _export_into_cache(
     except BaseException as error:
         ir_cache.discard(staging)
         if isinstance(error, Exception) and not isinstance(error, ModelUnavailable):
-            detail = f"{type(error).__name__}: {error}"
+            detail = f"{type(error).__name__}: {_first_line(error)}"
             raise model_source.unavailable(
                 source, f"the checkpoint in {source.folder} could not be exported ({detail})."
             ) from error
@@ -214,7 +219,7 @@ def load_encoder(config: Config, *, progress: Progress | None = None) -> OpenVin
         try:
             return OpenVinoEncoder(folder, manifest, config)
         except RuntimeError as error:  # OpenVINO could not read/compile it: damaged in a way sizes miss
-            say(f"cached export could not be loaded ({str(error).strip().splitlines()[0]}); rebuilding it")
+            say(f"cached export could not be loaded ({_first_line(error)}); rebuilding it")
             ir_cache.discard(folder)
     folder, manifest = _export_into_cache(source, config, say)
     return OpenVinoEncoder(folder, manifest, config, exported_now=True)

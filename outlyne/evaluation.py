@@ -52,7 +52,7 @@ BankFactory = Callable[[Embedder, Sequence[str]], ConceptBank]
 class Sample:
     label: str
     source: str
-    """Where it came from, for reports: 'cat/003.png' or 'cat.ndjson:17'."""
+    """Where it came from, for reports: 'cat/003.png' or 'cat.ndjson:<key_id>'."""
     load: Callable[[], Any]
     """Returns what `sketch.normalize` accepts; called once per pass, so nothing big stays in memory."""
 
@@ -106,6 +106,7 @@ def _add_folder(dataset: Dataset, folder: Path, limit: int | None) -> None:
             continue
         images = sorted(p for p in entry.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         for image in images[:limit]:
+            # The path itself is the input: normalize decodes it as the app does (alpha flattened on white).
             dataset.samples.append(Sample(entry.name, str(image.relative_to(folder)), partial(Path, image)))
 
 
@@ -740,7 +741,8 @@ def _md_normalization(report: dict) -> str:
     for row in rows:
         cells = [row["variant"]]
         for k in report["ks"]:
-            cells += [_pct(row.get(f"top{k}")), _delta(row.get(f"top{k}"), base.get(f"top{k}"))]
+            delta = _delta(row.get(f"top{k}"), base.get(f"top{k}")) if row is not base else ""
+            cells += [_pct(row.get(f"top{k}")), delta]
         body.append([*cells, row["failed"]])
     headers = ["normalization"]
     for k in report["ks"]:

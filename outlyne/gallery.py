@@ -24,9 +24,10 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -91,7 +92,10 @@ def _load_pair(folder: Path) -> tuple[dict, list[_Entry], np.ndarray] | None:
             return None
         try:
             entries = [_Entry(**row) for row in manifest["entries"]]
-            embeddings = np.load(folder / INDEX_DIR / manifest["embeddings"], allow_pickle=False)
+            name = str(manifest["embeddings"])
+            if Path(name).name != name:  # a file inside .outlyne/, never a path elsewhere
+                raise ValueError(f"bad embeddings file name {name!r}")
+            embeddings = np.load(folder / INDEX_DIR / name, allow_pickle=False)
         except FileNotFoundError:
             continue
         except (KeyError, TypeError, ValueError, OSError) as error:
@@ -104,7 +108,7 @@ def _load_pair(folder: Path) -> tuple[dict, list[_Entry], np.ndarray] | None:
     raise SearchUnavailable(f"The index in {folder} changed while loading; try again.")
 
 
-def _write_atomic(path: Path, write) -> None:
+def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(temporary, "wb") as handle:

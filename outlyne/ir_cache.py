@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 # Bump when the exported graphs or the manifest change meaning: every cache is then rebuilt.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 MANIFEST = "manifest.json"
 # Weight files are only checked by size on load (a truncated .bin is caught; a same-size bit flip is not):
 # hashing them costs ~1 s per GB on every start. Everything else (XML, JSON, tokenizer) is hashed.
@@ -98,6 +98,8 @@ def find_latest(cache_dir: Path, model_name: str, precision: str) -> Path | None
     version = exporter_version()
     candidates = []
     for manifest_path in (Path(cache_dir) / "ir").glob(f"*-{precision}-*/{MANIFEST}"):
+        if manifest_path.parent.name.startswith("."):
+            continue  # staging or trash: not published
         try:
             manifest = json.loads(manifest_path.read_text())
         except (OSError, ValueError):

@@ -239,6 +239,7 @@ class Pipeline:
             region=options.region,
             image_embedding=target,
             text_embedding=text_embedding if options.text_weight > 0 else None,
+            text_weight=options.text_weight,
         )
         try:
             with timer.stage("search"):

@@ -149,7 +149,10 @@ def measure_thumbnail_search(
     encoder: Embedder, *, count: int = 30, repeats: int = 3, batch_size: int | None = None
 ) -> dict:
     """Median over `repeats` of: engine-ordered results, re-ranked results (fetch + embed + order), and
-    embedding the `count` fetched thumbnails in one batched call vs one call per image."""
+    embedding the `count` fetched thumbnails in one batched call vs one call per image. `batch_size` is
+    passed to the encoder (None: its own default, as the pipeline does)."""
+    if repeats < 1 or count < 1:
+        raise ValueError("count and repeats must be positive")
     thumbnails = synthetic_thumbnails(count)
     routes = {
         f"/thumb/{i}.jpg": Route(encode_image(t, "JPEG"), content_type="image/jpeg")
@@ -158,18 +161,15 @@ def measure_thumbnail_search(
     sketch = Image.new("RGB", (224, 224), "white")
     ImageDraw.Draw(sketch).ellipse((40, 40, 184, 184), outline="black", width=6)
     sketch_embedding = encoder.embed_images([sketch])[0]
-    limits = FetchLimits(allow_loopback=True, concurrency=8)
+    limits = FetchLimits(allow_loopback=True)
+    request = SearchRequest("bench", max_results=count)
 
+    engine_s, reranked_s, fetch_s = [], [], []
     with ImageServer(routes) as server:
+        urls = [server.url(path) for path in routes]
         engine = _ListEngine(
-            [
-                SearchResult(f"thumbnail {i}", server.url(path), server.url(path), "", "bench", engine_rank=i)
-                for i, path in enumerate(routes)
-            ]
+            [SearchResult(f"thumb {i}", url, url, "", "bench", engine_rank=i) for i, url in enumerate(urls)]
         )
-        request = SearchRequest("bench", max_results=count)
-        engine_s, reranked_s, fetch_s = [], [], []
-        outcome = None
         for _ in range(repeats):
             start = time.perf_counter()
             results = engine.search(request)
@@ -178,7 +178,7 @@ def measure_thumbnail_search(
             reranked_s.append(time.perf_counter() - start)
         for _ in range(repeats):
             start = time.perf_counter()
-            fetched = fetch_images([r.thumbnail for r in results], limits)
+            fetched = fetch_images(urls, limits)
             fetch_s.append(time.perf_counter() - start)
     images = [item.image for item in fetched if item.image is not None]
 
@@ -207,7 +207,7 @@ def measure_thumbnail_search(
         "embed_batch_ms": _median_ms(batch_s),
         "embed_loop_ms": _median_ms(loop_s),
         "batch_speedup": round(statistics.median(loop_s) / statistics.median(batch_s), 2),
-        "dropped": outcome.dropped if outcome else {},
+        "dropped": outcome.dropped,
     }
 
 

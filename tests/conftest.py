@@ -26,6 +26,17 @@ def fake_encoder() -> FakeEncoder:
     return FakeEncoder()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _convert_each_checkpoint_once():
+    """Exports in this session (one per precision, plus every cache-rebuild test) start from one FP32
+    conversion of each checkpoint, as `export --all-precisions` does; the precision-specific steps (NNCF,
+    saving, manifest, publishing) still run every time."""
+    from outlyne.export import reuse_conversions
+
+    with reuse_conversions():
+        yield
+
+
 @pytest.fixture(scope="session")
 def encoder_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """OUTLYNE_CACHE_DIR shared by the session's real encoders (IR exported once per precision)."""

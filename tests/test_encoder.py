@@ -101,7 +101,7 @@ def test_mixed_input_kinds_in_one_batch(tiny_encoder, tmp_path: Path) -> None:
     path = tmp_path / "sketch.png"
     Image.fromarray(image).save(path)
     rows = tiny_encoder.embed_images(
-        [image, Image.fromarray(image), path, np.dstack([image, image[:, :, :1]])]
+        [image, Image.fromarray(image), path, np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])]
     )
     np.testing.assert_allclose(rows, np.repeat(rows[:1], 4, axis=0), atol=1e-5)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -395,13 +396,44 @@ def test_reports_are_strict_json_and_pasteable_markdown(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def tiny_env(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def tiny_env(
+    tiny_checkpoint: Path, encoder_cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The command configured as a user would, on the tiny checkpoint; the session's exports are reused."""
     concepts = {"version": 1, "concepts": [{"label": c.label, "group": c.group} for c in CONCEPTS]}
     (tmp_path / "concepts.json").write_text(json.dumps(concepts))
     monkeypatch.setenv("OUTLYNE_MODEL", str(tiny_checkpoint))
     monkeypatch.setenv("OUTLYNE_CONCEPTS", str(tmp_path / "concepts.json"))
-    monkeypatch.setenv("OUTLYNE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OUTLYNE_CACHE_DIR", str(encoder_cache_dir))
+    monkeypatch.delenv("OUTLYNE_PRECISION", raising=False)
     return tmp_path
+
+
+def test_command_prints_markdown_or_json_to_stdout(
+    tiny_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Argument handling only: a FakeEncoder stands in for the OpenVINO model here."""
+    import outlyne.encoder
+
+    monkeypatch.setattr(outlyne.encoder, "load_encoder", lambda config, progress=None: FakeEncoder())
+    folder = tiny_env / "sketches"
+    for i, label in enumerate(("cat", "dog", "sun")):
+        write_png(folder / label / "0.png", line_sketch(i))
+
+    assert main(["eval", str(folder), "--variants", "none", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("### Zero-shot accuracy") and "### Normalization" not in out
+    assert "top-1" in err and "on 3 sketches" in err
+
+    argv = ["eval", str(folder), "--variants", "templates", "--top-k", "3", "--json", "-", "--no-progress"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ks"] == [3] and set(report["overall"]) == {"n", "top3"}
+    assert list(report["variants"]) == ["templates"]
+    assert report["model"] == os.environ["OUTLYNE_MODEL"] and report["encoder"] == "fake-encoder"
+
+    assert main(["eval", str(tiny_env / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -15,9 +15,9 @@ from outlyne.__main__ import main
 from outlyne.errors import SearchUnavailable
 from outlyne.gallery import GalleryIndex, LocalGalleryBackend, index_folder
 from outlyne.search import SearchRequest
-from outlyne.search_bench import encode_image, synthetic_thumbnails
+from outlyne.search_bench import encode_image, measure_local_search, synthetic_thumbnails
 
-from .fakes import FakeEncoder
+from .fakes import ColourEncoder, FakeEncoder
 
 PICTURES = synthetic_thumbnails(6, seed=3)
 
@@ -219,3 +219,29 @@ def test_cli_index_of_a_missing_folder_is_a_one_line_error(tmp_path: Path, monke
     monkeypatch.setattr(index_command, "load_encoder", FakeEncoder)
     assert main(["index", str(tmp_path / "nope")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_local_backend_blends_text_by_the_request_weight(tmp_path: Path) -> None:
+    # Three images whose ColourEncoder vectors are the x axis, the y axis and their bisector
+    palette = {(255, 0, 0): [1, 0, 0], (0, 255, 0): [0, 1, 0], (0, 0, 255): [1, 1, 0]}
+    for name, colour in (("x.png", (255, 0, 0)), ("y.png", (0, 255, 0)), ("xy.png", (0, 0, 255))):
+        write(tmp_path, name, Image.new("RGB", (8, 8), colour))
+    encoder = ColourEncoder(palette)
+    index_folder(tmp_path, encoder)
+    backend = LocalGalleryBackend(tmp_path, encoder, text_weight=0.0)
+    x, y = np.array([1, 0, 0], np.float32), np.array([0, 1, 0], np.float32)
+
+    def titles(**kwargs) -> list[str]:
+        return [r.title for r in backend.search(SearchRequest("q", image_embedding=x, **kwargs))]
+
+    assert titles(text_embedding=y) == ["x.png", "xy.png", "y.png"]  # backend default 0: text ignored
+    assert titles(text_embedding=y, text_weight=0.5)[0] == "xy.png"
+    assert titles(text_embedding=y, text_weight=1.0)[0] == "y.png"
+    with pytest.raises(ValueError, match="text_weight"):
+        SearchRequest("q", text_weight=1.5)
+
+
+def test_local_search_bench_reports_timings() -> None:
+    report = measure_local_search(rows=2000, dim=32, k=5, repeats=3)
+    assert report["rows"] == 2000 and report["image_query_ms"] > 0
+    json.dumps(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,9 +12,9 @@ from PIL import Image
 from outlyne.fetch import FetchLimits
 from outlyne.rerank import ranked_order, rerank
 from outlyne.search import SearchResult
-from outlyne.search_bench import ImageServer, Route, encode_image
+from outlyne.search_bench import ImageServer, Route, encode_image, measure_thumbnail_search
 
-from .fakes import ColourEncoder
+from .fakes import ColourEncoder, FakeEncoder
 
 COLOURS = {
     "red": (255, 0, 0),
@@ -114,3 +115,11 @@ def test_ranked_order_tiebreak_and_prior_use_positions_not_raw_ranks() -> None:
     # ranks with gaps (dropped rows): the prior is 1 - position / n = [2/3, 1, 1/3] whatever the gaps,
     # so scores are [0.833, 1.0, 0.867]
     assert ranked_order([9, 4, 20], cosines, 0.5) == [1, 2, 0]
+
+
+def test_thumbnail_search_bench_runs_end_to_end_on_a_small_set() -> None:
+    report = measure_thumbnail_search(FakeEncoder(), count=4, repeats=1)
+    assert (report["thumbnails"], report["fetched"], report["dropped"]) == (4, 4, {})
+    assert 0 <= report["engine_results_ms"] <= report["reranked_results_ms"]
+    assert report["batch_speedup"] > 0
+    json.dumps(report)

@@ -26,16 +26,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..encoder import load_encoder
+    from ..export import reuse_conversions
     from .common import progress_to_stderr
 
     config = Config.from_env()
     precisions = PRECISIONS if args.all_precisions else (args.precision or config.precision,)
     exports = []
-    for precision in precisions:
-        progress_to_stderr(f"{config.model} ({precision})")
-        # NNCF draws progress bars on stdout; keep stdout for the result.
-        with contextlib.redirect_stdout(sys.stderr):
-            encoder = load_encoder(config.with_options(precision=precision), progress=progress_to_stderr)
+    # NNCF draws progress bars on stdout: keep stdout for the result. With several precisions the
+    # checkpoint is converted once and each precision starts from that conversion.
+    with reuse_conversions(), contextlib.redirect_stdout(sys.stderr):
+        encoders = [
+            load_encoder(config.with_options(precision=precision), progress=progress_to_stderr)
+            for precision in precisions
+        ]
+    for precision, encoder in zip(precisions, encoders, strict=True):
         exports.append(
             {
                 "model": config.model,

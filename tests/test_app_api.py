@@ -1,0 +1,149 @@
+"""The two API endpoints, called with gradio_client against `python app.py` as people would call them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image, ImageDraw
+
+from .app_server import ROOT, AppServer, shared_app_server
+
+EMPTY_CANVAS_MESSAGE = "Draw something first"
+
+
+@pytest.fixture(scope="session")
+def app(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> AppServer:
+    return shared_app_server(tmp_path_factory.getbasetemp() / "app-server", tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def client(app: AppServer) -> Client:
+    return Client(app.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def drawing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A house-like line drawing: black strokes on white, like a saved sketch."""
+    image = Image.new("RGB", (300, 240), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([80, 110, 220, 220], outline="black", width=4)
+    draw.line([(70, 115), (150, 40), (230, 115)], fill="black", width=4)
+    path = tmp_path_factory.mktemp("api") / "house.png"
+    image.save(path)
+    return path
+
+
+def _save(tmp_path: Path, name: str, pixels: np.ndarray) -> Path:
+    path = tmp_path / name
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_the_api_is_exactly_interrogate_and_search(client: Client) -> None:
+    api = client.view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/interrogate", "/search"}
+    assert api["unnamed_endpoints"] == {}
+    parameters = [p["parameter_name"] for p in api["named_endpoints"]["/search"]["parameters"]]
+    assert parameters == ["image", "top_k", "max_results"]
+
+
+def test_interrogate_returns_ranked_concepts_and_a_query(client: Client, drawing: Path) -> None:
+    result = client.predict(handle_file(str(drawing)), api_name="/interrogate")
+    assert set(result) >= {"concepts", "query", "bbox", "timings_ms"}
+    concepts = result["concepts"]
+    assert len(concepts) == 5  # the server's default top-K
+    for concept in concepts:
+        assert set(concept) == {"label", "group", "score", "cosine"}
+        assert 0.0 <= concept["score"] <= 1.0
+        assert -1.0 <= concept["cosine"] <= 1.0
+    scores = [c["score"] for c in concepts]
+    assert scores == sorted(scores, reverse=True)
+    assert isinstance(result["query"], str) and result["query"].strip()
+    x0, y0, x1, y1 = result["bbox"]
+    assert 0 <= x0 < x1 <= 300 and 0 <= y0 < y1 <= 240
+    assert {"normalize", "embed", "score"} <= set(result["timings_ms"])
+
+
+def test_interrogate_honours_top_k(client: Client, drawing: Path) -> None:
+    result = client.predict(handle_file(str(drawing)), top_k=3, api_name="/interrogate")
+    assert len(result["concepts"]) == 3
+
+
+def test_search_returns_the_interrogation_and_gallery_results(
+    client: Client, app: AppServer, drawing: Path
+) -> None:
+    interrogation = client.predict(handle_file(str(drawing)), api_name="/interrogate")
+    result = client.predict(handle_file(str(drawing)), max_results=6, api_name="/search")
+    assert result["concepts"] == interrogation["concepts"]
+    assert result["query"] == interrogation["query"]
+    assert result["backend"] == "local"
+    assert result["warning"] is None
+    results = result["results"]
+    assert len(results) == 6
+    gallery_files = {path.name for path in app.gallery.glob("*.png")}
+    for item in results:
+        assert item["title"] in gallery_files
+        assert item["url"].startswith("file://")
+        assert -1.0 <= item["similarity"] <= 1.0
+    similarities = [item["similarity"] for item in results]
+    assert similarities == sorted(similarities, reverse=True)
+    assert "search" in result["timings_ms"]
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [
+        np.full((64, 64, 3), 255, np.uint8),  # blank white paper
+        np.zeros((64, 64, 4), np.uint8),  # a fully transparent layer, as an untouched canvas exports
+    ],
+    ids=["white", "transparent"],
+)
+@pytest.mark.parametrize("endpoint", ["/interrogate", "/search"])
+def test_an_empty_canvas_gives_the_documented_error(
+    client: Client, tmp_path: Path, pixels: np.ndarray, endpoint: str
+) -> None:
+    path = _save(tmp_path, "empty.png", pixels)
+    with pytest.raises(AppError, match=EMPTY_CANVAS_MESSAGE):
+        client.predict(handle_file(str(path)), api_name=endpoint)
+
+
+def test_no_image_at_all_gives_the_same_error(client: Client) -> None:
+    with pytest.raises(AppError, match=EMPTY_CANVAS_MESSAGE):
+        client.predict(None, api_name="/search")
+
+
+def test_a_file_that_is_not_an_image_is_refused_in_plain_words(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "notes.png"
+    path.write_bytes(b"this is not a picture")
+    with pytest.raises(AppError, match="image") as raised:
+        client.predict(handle_file(str(path)), api_name="/interrogate")
+    assert "Traceback" not in str(raised.value) and "preprocess" not in str(raised.value)
+
+
+def _documented_snippet() -> str:
+    """The gradio_client example people copy: README.md once merged, docs/app.md until then."""
+    for document in (ROOT / "README.md", ROOT / "docs" / "app.md"):
+        if document.exists():
+            for block in re.findall(r"```python\n(.*?)```", document.read_text(), re.DOTALL):
+                if "gradio_client" in block and 'api_name="/search"' in block:
+                    return block
+    pytest.fail("no gradio_client snippet in README.md or docs/app.md")
+
+
+def test_the_documented_snippet_works_as_written(app: AppServer) -> None:
+    snippet = _documented_snippet()
+    code = snippet.replace("http://127.0.0.1:7860/", app.url)
+    assert code != snippet, "the snippet should address the default local URL"
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "query:" in completed.stdout
+    assert "drawing-" in completed.stdout  # a search result from the test gallery
