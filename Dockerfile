@@ -29,7 +29,7 @@ RUN pip install -r /tmp/requirements.txt
 WORKDIR /src
 COPY . .
 ARG OUTLYNE_MODEL=google/siglip2-base-patch16-224
-ARG OUTLYNE_PRECISION=int8
+ARG OUTLYNE_PRECISION=int8-static
 ENV OUTLYNE_MODEL=${OUTLYNE_MODEL} OUTLYNE_PRECISION=${OUTLYNE_PRECISION}
 # 1) PyTorch -> OpenVINO IR (vision and text towers) into the cache.
 RUN python -m outlyne export
@@ -38,7 +38,7 @@ RUN python -m outlyne interrogate examples/house.png --json
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG OUTLYNE_MODEL=google/siglip2-base-patch16-224
-ARG OUTLYNE_PRECISION=int8
+ARG OUTLYNE_PRECISION=int8-static
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \

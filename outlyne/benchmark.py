@@ -58,56 +58,9 @@ Section = Callable[[BenchContext, dict], dict]
 def build_random_checkpoint(folder: Path) -> Path:
     """The siglip-base-patch16-224 architecture (SiglipConfig() defaults) with random weights, a small
     sentencepiece tokenizer trained on the spot and the standard processor; reused if already built."""
-    folder = Path(folder)
-    if (folder / "model.safetensors").is_file() and (folder / "processor_config.json").is_file():
-        return folder
-    import io
+    from .random_checkpoint import build_random_siglip
 
-    import sentencepiece as spm
-    import torch
-    from transformers import (
-        SiglipConfig,
-        SiglipImageProcessorPil,
-        SiglipModel,
-        SiglipProcessor,
-        SiglipTokenizer,
-    )
-
-    staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
-    staging.mkdir(parents=True, exist_ok=True)
-    words = (
-        "a sketch drawing of cat dog house tree car chair bicycle flower sun fish bird cup shoe face".split()
-    )
-    sentences = [" ".join(words[i : i + 5]) for i in range(len(words))] * 40
-    model_file = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences),
-        model_writer=model_file,
-        vocab_size=96,
-        model_type="unigram",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        pad_piece="<pad>",
-        eos_piece="</s>",
-        unk_piece="<unk>",
-        hard_vocab_limit=False,
-        minloglevel=2,
-    )
-    (staging / "spiece.model").write_bytes(model_file.getvalue())
-    tokenizer = SiglipTokenizer(vocab_file=str(staging / "spiece.model"), model_max_length=64)
-    # Architecture defaults are exactly siglip-base-patch16-224; only the special token ids follow the
-    # small tokenizer (the 32000-row embedding table is kept: it is part of the real model's size).
-    config = SiglipConfig(
-        text_config={"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
-    )
-    torch.manual_seed(0)
-    SiglipModel(config).eval().save_pretrained(staging)
-    processor = SiglipImageProcessorPil(size={"height": 224, "width": 224}, resample=3)
-    SiglipProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(staging)
-    os.replace(staging, folder)
-    return folder
+    return build_random_siglip(Path(folder))
 
 
 def _percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -370,9 +323,17 @@ SECTIONS: list[Section] = [
 ]
 
 
+def all_sections() -> list[Section]:
+    """The vision sections, then the interrogation and search stages (imported here: they depend on
+    this module)."""
+    from .bench_stages import interrogation_section, search_section
+
+    return [*SECTIONS[:-1], interrogation_section, search_section, SECTIONS[-1]]
+
+
 def run_benchmark(ctx: BenchContext, sections: list[Section] | None = None) -> dict:
     results: dict = {"benchmark": "vision", "model": str(ctx.checkpoint)}
-    for section in SECTIONS if sections is None else sections:
+    for section in all_sections() if sections is None else sections:
         results.update(section(ctx, results))
     return results
 
@@ -411,4 +372,7 @@ def to_markdown(results: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     met = results.get("targets_met", {})
     lines += ["", "Targets: " + ", ".join(f"{key} {'met' if ok else 'MISSED'}" for key, ok in met.items())]
-    return "\n".join(lines) + "\n"
+    from .bench_stages import stages_markdown
+
+    stages = stages_markdown(results)
+    return "\n".join(lines) + "\n" + ("\n" + stages if stages else "")

@@ -140,9 +140,12 @@ def _from_file(source: str | Path | bytes | bytearray) -> np.ndarray:
                 return _from_pil(image)
     except Image.DecompressionBombError:
         raise BadImage(f"{name} is too large to process.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except UnidentifiedImageError:
+        raise BadImage(f"{name} is not an image (or not a format Pillow can read).") from None
+    except (OSError, SyntaxError, ValueError):
         # Pillow reports truncated or corrupt data as OSError/SyntaxError/ValueError depending on format.
-        raise BadImage(f"{name} is not a readable image ({error}).") from None
+        # Its messages name the full path (a server temp file for uploads): keep them out of the UI.
+        raise BadImage(f"{name} is not a readable image: the data is corrupt or truncated.") from None
 
 
 def _check_size(width: int, height: int) -> None:

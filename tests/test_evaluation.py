@@ -193,7 +193,9 @@ def test_a_precision_that_cannot_load_is_reported_not_fatal(tmp_path: Path) -> N
             raise OutlyneError("calibration failed")
         return ScriptedEncoder(SCRIPT[precision], identity=precision)
 
-    report = run_eval(tmp_path, Dataset(samples_for(TRUTH)), encoder_for, variants=("precision",))
+    report = run_eval(
+        tmp_path, Dataset(samples_for(TRUTH)), encoder_for, variants=("precision",), precision="int8"
+    )
     rows = {row["precision"]: row for row in report["variants"]["precision"]}
     assert rows["int8-static"]["error"] == "calibration failed"
     assert rows["fp32"]["top1"] == 0.5
@@ -358,6 +360,7 @@ def test_local_gallery_finds_the_same_drawing_for_every_precision(tmp_path: Path
         lambda precision: FakeEncoder(identity=f"fake-{precision}"),
         variants=("precision",),
         gallery=LocalGallery(gallery),
+        precision="int8",
     )
     expected = {
         "images": 5,

@@ -1,0 +1,55 @@
+"""The bench command's machinery, run in-process on the tiny checkpoint: every variant and stage section
+reports, the JSON has the documented keys and the markdown renders. Timings are never asserted."""
+
+from __future__ import annotations
+
+import json
+
+from outlyne.bench_stages import interrogation_section, search_section, stages_markdown
+from outlyne.benchmark import (
+    VARIANTS,
+    BenchContext,
+    export_section,
+    latency_section,
+    machine_section,
+    pytorch_section,
+    run_benchmark,
+    targets_section,
+    to_markdown,
+)
+from outlyne.config import DEFAULT_PRECISION, Config
+
+
+def test_bench_sections_report_every_variant_and_stage(tiny_checkpoint, encoder_cache_dir):
+    config = Config(model=str(tiny_checkpoint), cache_dir=encoder_cache_dir, threads=1)
+    context = BenchContext(checkpoint=tiny_checkpoint, config=config, runs=30)
+    # The child-process section (cold start, peak RSS) is left out: it only re-runs load_encoder, which
+    # test_encoder covers, and would add a dozen interpreter starts to the suite.
+    sections = [
+        machine_section,
+        export_section,
+        pytorch_section,
+        latency_section,
+        interrogation_section,
+        search_section,
+        targets_section,
+    ]
+    results = run_benchmark(context, sections)
+
+    assert set(results["single_image_p50_ms"]) == set(VARIANTS)
+    assert all(value > 0 for value in results["single_image_p50_ms"].values())
+    assert results["p50_ratio_vs_pytorch"]["pytorch-fp32"] == 1.0
+    assert results["default_precision"] == DEFAULT_PRECISION
+    assert set(results["targets_met"]) == {"default_p50_ratio", "int8_static_p50_ratio", "cold_start"}
+    assert results["concept_scoring"]["concepts"] >= 395
+    assert {"normalize", "embed", "score", "query", "total"} <= set(results["interrogation_median_ms"])
+    thumbnails = results["thumbnail_search"]
+    assert thumbnails["thumbnails"] == thumbnails["fetched"] == 30 and thumbnails["dropped"] == {}
+    assert results["local_search"]["rows"] == 100_000
+    json.dumps(results)  # JSON-able as written by --out
+
+    markdown = to_markdown(results)
+    for variant in VARIANTS:
+        assert f"| {variant} |" in markdown
+    assert stages_markdown(results) in markdown
+    assert "Concept scoring" in markdown and "Exact local search" in markdown
