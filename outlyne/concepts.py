@@ -529,7 +529,8 @@ def _read_cache(
     if problem:
         _report(progress, f"Concept embedding cache {path.name} {problem}; rebuilding it.")
         return None
-    _report(progress, f"Loaded {len(concepts)} concept embeddings from {path}")
+    # Progress is for long work: a warm start stays silent (the CLI's one-line errors stay one line).
+    log.info("Loaded %d concept embeddings from %s", len(concepts), path)
     return embeddings, scale, bias
 
 

@@ -233,7 +233,7 @@ def test_second_build_reuses_the_cache(tmp_path: Path) -> None:
     np.testing.assert_array_equal(reused.embeddings, built.embeddings)
     assert (reused.logit_scale, reused.logit_bias) == (built.logit_scale, built.logit_bias)
     assert reused.concepts == built.concepts
-    assert any("Loaded" in m for m in messages)
+    assert messages == []  # a warm cache is silent: progress is for long work
     assert not list(tmp_path.glob("*.tmp"))  # the atomic write left no temp file behind
 
 
