@@ -129,18 +129,8 @@ class Handlers:
         rerank: bool,
     ) -> Iterator[tuple[Any, ...]]:
         """Interrogate, show that at once, then the engine's results, then the re-ranked ones."""
-        image = upload if source == "upload" else sketch
-        try:
-            interrogation = self.pipeline.interrogate(
-                image, self.interrogate_options(top_k, extra_text, warn=True)
-            )
-        except OutlyneError as error:  # EmptySketch: "Draw something first..."
-            raise gr.Error(str(error), print_exception=False) from None
-        yield searching_values(interrogation.query, interrogation, self.pipeline)
-        yield from self._stream(
-            self.pipeline.search_stream(
-                interrogation=interrogation, options=self.search_options(safesearch, max_results, rerank)
-            )
+        yield from self._interrogate_and_search(
+            None, source, sketch, upload, top_k, extra_text, safesearch, max_results, rerank
         )
 
     def search_text(
@@ -159,16 +149,37 @@ class Handlers:
         query = (query or "").strip()
         if not query:
             raise gr.Error("Type a query first: the query box is empty.", print_exception=False)
+        yield from self._interrogate_and_search(
+            query, source, sketch, upload, top_k, extra_text, safesearch, max_results, rerank
+        )
+
+    def _interrogate_and_search(
+        self,
+        query: str | None,
+        source: str,
+        sketch: Any,
+        upload: Any,
+        top_k: float,
+        extra_text: str,
+        safesearch: str,
+        max_results: float,
+        rerank: bool,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Shared by both buttons. With a typed query an empty canvas is fine: results are then re-ranked
+        against the query's own embedding; without one it is the "Draw something first" error."""
         image = upload if source == "upload" else sketch
         try:
             interrogation: Interrogation | None = self.pipeline.interrogate(
                 image, self.interrogate_options(top_k, extra_text, warn=True)
             )
-        except EmptySketch:
-            interrogation = None  # text alone: results are re-ranked against the query's own embedding
+        except EmptySketch as error:
+            if query is None:
+                raise gr.Error(str(error), print_exception=False) from None
+            interrogation = None
         except OutlyneError as error:
             raise gr.Error(str(error), print_exception=False) from None
-        yield searching_values(query, interrogation, self.pipeline)
+        shown_query = query if query is not None else interrogation.query
+        yield searching_values(shown_query, interrogation, self.pipeline)
         yield from self._stream(
             self.pipeline.search_stream(
                 query=query,

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import httpx
 from PIL import Image
 
+from .preprocess import flatten_to_rgb
+
 log = logging.getLogger(__name__)
 
 # Decoders for what the web serves as thumbnails; exotic formats are more attack surface than value.
@@ -66,16 +68,6 @@ class FetchError(Exception):
     """Internal: carries the short reason that ends up in `Fetched.error`."""
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB with transparency flattened onto white: transparent line art (common for drawings and icons)
-    would otherwise turn black on black, exactly like an unflattened sketch."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Bytes -> loaded RGB image, or FetchError("not an image" / "too large")."""
     try:
@@ -87,7 +79,7 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
             raise FetchError("too large")
         image.draft("RGB", (448, 448))  # JPEG: decode at a reduced scale, still >= 2x the model's input
         image.load()
-        return to_rgb(image)
+        return flatten_to_rgb(image)
     except FetchError:
         raise
     except Image.DecompressionBombError as error:

@@ -34,7 +34,8 @@ from PIL import Image, ImageOps
 
 from .embedding import Embedder
 from .errors import OutlyneError, SearchUnavailable
-from .fetch import IMAGE_FORMATS, to_rgb
+from .fetch import IMAGE_FORMATS
+from .preprocess import flatten_to_rgb
 from .search import SearchRequest, SearchResult
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
@@ -183,7 +184,7 @@ def open_image_file(path: Path) -> tuple[Image.Image, str]:
     image.draft("RGB", (448, 448))  # JPEG photos: decode at a reduced scale, still >= 2x the model input
     image.load()
     image = ImageOps.exif_transpose(image)  # phone photos are stored sideways with an EXIF rotation
-    return to_rgb(image), hashlib.sha256(data).hexdigest()
+    return flatten_to_rgb(image), hashlib.sha256(data).hexdigest()
 
 
 def _describe(error: Exception) -> str:

@@ -109,15 +109,21 @@ def load_image(path: str | Path) -> Image.Image:
         raise BadImage(f"{path} is not a readable image ({error.__class__.__name__}: {error}).") from None
 
 
+def flatten_to_rgb(image: Image.Image) -> Image.Image:
+    """RGB with transparency composited onto white, as the HF processor's convert_to_rgb does: a sketch
+    drawn on a transparent layer (or transparent line art from the web) must stay dark ink on white, not
+    black on black."""
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def to_rgb(image: ImageInput) -> np.ndarray:
-    """HxWx3 uint8 RGB; transparency is composited onto white, as the HF processor's convert_to_rgb does
-    (a sketch drawn on a transparent layer must stay dark ink on white, not black on black)."""
+    """HxWx3 uint8 RGB, transparency composited onto white (see flatten_to_rgb)."""
     if isinstance(image, Image.Image):
-        if "A" in image.getbands() or image.info.get("transparency") is not None:
-            rgba = image.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(flatten_to_rgb(image))
     array = np.asarray(image)
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
