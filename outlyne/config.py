@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import ConfigError
+from outlyne.errors import ConfigError
 
 DEFAULT_MODEL = "google/siglip2-base-patch16-224"
 PRECISIONS = ("fp32", "int8", "int8-static")

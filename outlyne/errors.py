@@ -37,3 +37,8 @@ class SearchUnavailable(OutlyneError):
 
 class ConfigError(OutlyneError):
     """An OUTLYNE_* environment variable has a value that cannot be used."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """A library's error message cut to its first line: messages to people stay one sentence long."""
+    return (str(error).strip().splitlines() or [""])[0][:limit]

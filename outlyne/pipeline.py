@@ -10,31 +10,25 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .concepts import (
-    PROMPT_TEMPLATES,
-    Concept,
-    ConceptBank,
-    ConceptScore,
-    ExtraConceptCache,
-    load_concept_file,
-)
-from .config import Config
-from .embedding import Embedder
-from .errors import SearchUnavailable
-from .fetch import FetchLimits
-from .query import build_query
-from .rerank import rerank
-from .search import SearchBackend, SearchRequest, SearchResult, make_backend
-from .sketch import NormalizedSketch, NormalizeOptions, normalize
-
-Progress = Callable[[str], None]
+from outlyne.concepts.bank import ConceptBank, ExtraConceptCache
+from outlyne.concepts.file import Concept, ConceptScore
+from outlyne.config import Config
+from outlyne.errors import SearchUnavailable
+from outlyne.model.embedder import Embedder
+from outlyne.progress import Progress
+from outlyne.query import build_query
+from outlyne.search.backends import make_backend
+from outlyne.search.fetch import FetchLimits
+from outlyne.search.rerank import rerank
+from outlyne.search.types import SearchBackend, SearchRequest, SearchResult
+from outlyne.sketch.normalize import NormalizedSketch, NormalizeOptions, normalize
 
 
 @dataclass(frozen=True)
@@ -144,7 +138,6 @@ class Pipeline:
         bank: ConceptBank,
         backend: SearchBackend | None,
         *,
-        templates: Sequence[str] = PROMPT_TEMPLATES,
         fetch_limits: FetchLimits = FetchLimits(),  # noqa: B008 - frozen, so a shared default is safe
     ) -> None:
         self.config = config
@@ -153,19 +146,19 @@ class Pipeline:
         self.backend = backend
         self.fetch_limits = fetch_limits
         # Extra concepts must be embedded with the same templates as the bank, or scores won't compare.
-        self._extra_concepts = ExtraConceptCache(encoder, templates)
+        self._extra_concepts = ExtraConceptCache(encoder, bank.templates)
 
     @classmethod
     def from_config(cls, config: Config, *, progress: Progress | None = None) -> Pipeline:
-        from .encoder import load_encoder  # OpenVINO is imported only when a real pipeline is built
+        from outlyne.model.encoder import (
+            load_encoder,  # OpenVINO is imported only when a real pipeline is built
+        )
 
         encoder = load_encoder(config, progress=progress)
-        spec = load_concept_file(config.concepts_path)
-        templates = spec.templates or PROMPT_TEMPLATES
-        bank = ConceptBank.build(
-            encoder, spec.concepts, cache_dir=config.cache_dir, templates=templates, progress=progress
+        bank = ConceptBank.from_file(
+            encoder, config.concepts_path, cache_dir=config.cache_dir, progress=progress
         )
-        return cls(config, encoder, bank, make_backend(config, encoder), templates=templates)
+        return cls(config, encoder, bank, make_backend(config, encoder))
 
     # -- interrogation ---------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .concepts import ConceptScore
+from outlyne.concepts.file import ConceptScore
 
 DEFAULT_MAX_CONCEPTS = 3
 # Sigmoid scores are not a distribution: what matters is how far a runner-up is from the winner.

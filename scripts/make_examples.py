@@ -15,7 +15,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from outlyne.quickdraw import Stroke, render_strokes  # noqa: E402
+from outlyne_dev.quickdraw import Stroke, render_strokes  # noqa: E402
 
 SIZE = 512
 STROKE_WIDTH = 6  # about what the Sketchpad brush leaves on a canvas of this size

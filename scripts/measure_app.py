@@ -3,7 +3,7 @@
     python scripts/measure_app.py [--workdir DIR] [--checkpoint DIR] [--starts 3] [--searches 50] [--json]
 
 1. Start-up: the real siglip-base-patch16-224 architecture with random weights (timing does not depend on
-   weight values; built once by outlyne.benchmark.build_random_checkpoint unless --checkpoint is given),
+   weight values; built once by outlyne_dev.benchmark.build_random_checkpoint unless --checkpoint is given),
    baked with the Dockerfile's own build steps, then `python app.py` started --starts times: seconds from
    process start until the page answers 200.
 2. Memory: one server with the local-folder backend; resident memory (RSS) of the serving process after
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from outlyne.config import DEFAULT_PRECISION  # noqa: E402
-from tests.app_server import (  # noqa: E402 - the repo root must be importable first
+from outlyne_dev.app_server import (  # noqa: E402 - the repo root must be importable first
     AppServer,
     app_environment,
     bake_like_the_image,
@@ -154,7 +154,7 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = args.checkpoint
     if checkpoint is None:
-        from outlyne.benchmark import build_random_checkpoint
+        from outlyne_dev.benchmark import build_random_checkpoint
 
         print("building the random-weight base checkpoint (once)", file=sys.stderr)
         checkpoint = build_random_checkpoint(workdir / "siglip-base-patch16-224-random")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .fakes import FakeEncoder
-from .tiny_checkpoint import build_tiny_siglip
+from tests.support.fakes import FakeEncoder
+from tests.support.tiny_checkpoint import build_tiny_siglip
 
 # Tests never reach a hub: make any accidental download fail fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -31,7 +31,7 @@ def _convert_each_checkpoint_once():
     """Exports in this session (one per precision, plus every cache-rebuild test) start from one FP32
     conversion of each checkpoint, as `export --all-precisions` does; the precision-specific steps (NNCF,
     saving, manifest, publishing) still run every time."""
-    from outlyne.export import reuse_conversions
+    from outlyne.model.export import reuse_conversions
 
     with reuse_conversions():
         yield
@@ -48,7 +48,7 @@ def make_tiny_encoder(tiny_checkpoint: Path, encoder_cache_dir: Path):
     """Factory: make_tiny_encoder(precision="fp32") -> the real OpenVINO encoder over the tiny checkpoint,
     exported on first use and shared for the session (encoders are read-only)."""
     from outlyne.config import Config
-    from outlyne.encoder import load_encoder
+    from outlyne.model.encoder import load_encoder
 
     encoders = {}
 

@@ -13,7 +13,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
-from .app_server import ROOT, AppServer, shared_app_server
+from outlyne_dev.app_server import ROOT, AppServer, shared_app_server
 
 EMPTY_CANVAS_MESSAGE = "Draw something first"
 

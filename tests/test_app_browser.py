@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from app import CANVAS_SIZE, example_files
-
-from .app_server import ROOT, AppServer, shared_app_server
+from outlyne.web.page import CANVAS_SIZE, example_files
+from outlyne_dev.app_server import ROOT, AppServer, shared_app_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page

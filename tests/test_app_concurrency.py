@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image, ImageDraw
 
-from .app_server import AppServer, shared_app_server
+from outlyne_dev.app_server import AppServer, shared_app_server
 
 CLIENTS = 8
 SEARCHES_EACH = 5

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
-from outlyne.bench_stages import interrogation_section, search_section, stages_markdown
-from outlyne.benchmark import (
+from outlyne.config import DEFAULT_PRECISION, Config
+from outlyne_dev.bench_stages import interrogation_section, search_section, stages_markdown
+from outlyne_dev.benchmark import (
     VARIANTS,
     BenchContext,
     export_section,
@@ -17,7 +18,6 @@ from outlyne.benchmark import (
     targets_section,
     to_markdown,
 )
-from outlyne.config import DEFAULT_PRECISION, Config
 
 
 def test_bench_sections_report_every_variant_and_stage(tiny_checkpoint, encoder_cache_dir):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from outlyne.__main__ import main
-from outlyne.calibration import sketch_images
+from outlyne.cli import main
+from outlyne.model.calibration import sketch_images
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,7 @@ def test_embed_without_normalization(warm_env, tiny_encoder, sketch_files, capsy
 
 
 def test_embed_normalizes_sketches_by_default(warm_env, tiny_encoder, sketch_files, capsys) -> None:
-    from outlyne.sketch import normalize
+    from outlyne.sketch.normalize import normalize
 
     assert main(["embed", str(sketch_files[0]), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

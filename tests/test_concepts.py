@@ -8,25 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from outlyne.concepts import (
+from outlyne.concepts.bank import ConceptBank, ExtraConceptCache, expand_prompts
+from outlyne.concepts.file import (
     MAX_EXTRA_CONCEPTS,
     MAX_EXTRA_LABEL_LENGTH,
     PROMPT_TEMPLATES,
     Concept,
-    ConceptBank,
-    ExtraConceptCache,
     ExtraConceptsError,
-    expand_prompts,
     load_concept_file,
     load_concepts,
-    measure_scoring,
     parse_extra_concepts,
 )
 from outlyne.config import REPO_ROOT
-from outlyne.embedding import l2_normalize
 from outlyne.errors import ConceptFileError, OutlyneError
-
-from .fakes import FakeEncoder
+from outlyne.model.embedder import l2_normalize
+from outlyne_dev.bench_stages import measure_scoring
+from tests.support.fakes import FakeEncoder
 
 # A copy of the 345 Quick, Draw! categories (shared/data/quickdraw_categories.txt), so a clone tests alone.
 QUICKDRAW = Path(__file__).parent / "data" / "quickdraw_categories.txt"

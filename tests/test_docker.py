@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .app_server import ROOT, AppServer, dockerfile_cli_steps, free_port, shared_app_server
+from outlyne_dev.app_server import ROOT, AppServer, dockerfile_cli_steps, free_port, shared_app_server
 
 DOCKERFILE = ROOT / "Dockerfile"
 EXPORT_ONLY = {"torch", "nncf"}  # needed to export, never to serve

@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from outlyne.__main__ import main
-from outlyne.concepts import PROMPT_TEMPLATES, Concept
+from outlyne.cli import main
+from outlyne.concepts.file import PROMPT_TEMPLATES, Concept
 from outlyne.config import PRECISIONS
-from outlyne.embedding import l2_normalize
 from outlyne.errors import OutlyneError
-from outlyne.evaluation import (
+from outlyne.model.embedder import l2_normalize
+from outlyne.search.galleries.folder import GalleryIndex
+from outlyne.sketch.normalize import normalize
+from outlyne_dev.evaluation import (
     NORMALIZATION_STEPS,
     Dataset,
     EvalOptions,
@@ -32,11 +34,8 @@ from outlyne.evaluation import (
     render_markdown,
     to_json,
 )
-from outlyne.gallery import GalleryIndex
-from outlyne.quickdraw import render_strokes
-from outlyne.sketch import normalize
-
-from .fakes import FakeEncoder
+from outlyne_dev.quickdraw import render_strokes
+from tests.support.fakes import FakeEncoder
 
 # Seven concepts, so that "in the top 5" is not trivially true.
 CONCEPTS = (
@@ -416,9 +415,9 @@ def test_command_prints_markdown_or_json_to_stdout(
     tiny_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Argument handling only: a FakeEncoder stands in for the OpenVINO model here."""
-    import outlyne.encoder
+    import outlyne.model.encoder
 
-    monkeypatch.setattr(outlyne.encoder, "load_encoder", lambda config, progress=None: FakeEncoder())
+    monkeypatch.setattr(outlyne.model.encoder, "load_encoder", lambda config, progress=None: FakeEncoder())
     folder = tiny_env / "sketches"
     for i, label in enumerate(("cat", "dog", "sun")):
         write_png(folder / label / "0.png", line_sketch(i))

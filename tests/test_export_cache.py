@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from outlyne import export, ir_cache, model_source
-from outlyne.calibration import sketch_images
 from outlyne.config import Config
-from outlyne.encoder import load_encoder
 from outlyne.errors import ModelUnavailable
+from outlyne.model import export, ir_cache
+from outlyne.model import source as model_source
+from outlyne.model.calibration import sketch_images
+from outlyne.model.encoder import load_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -205,8 +206,8 @@ def test_a_warm_start_never_imports_torch(tiny_encoder, tiny_checkpoint, encoder
     code = (
         "import sys\n"
         "from outlyne.config import Config\n"
-        "from outlyne.encoder import load_encoder\n"
-        "from outlyne.calibration import sketch_images\n"
+        "from outlyne.model.encoder import load_encoder\n"
+        "from outlyne.model.calibration import sketch_images\n"
         "encoder = load_encoder(Config.from_env())\n"
         "assert encoder.embed_images(sketch_images(2, size=64)).shape == (2, 32)\n"
         "assert encoder.embed_texts(['a cat']).shape == (1, 32)\n"

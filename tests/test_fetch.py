@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from outlyne import fetch
-from outlyne.fetch import FetchLimits, decode_image, fetch_images, is_public_address
-from outlyne.search_bench import ImageServer, Route, encode_image
+from outlyne.search import fetch
+from outlyne.search.fetch import FetchLimits, decode_image, fetch_images, is_public_address
+from outlyne_dev.search_bench import ImageServer, Route, encode_image
 
 RED_PNG = encode_image(Image.new("RGB", (40, 30), (255, 0, 0)), "PNG")
 BLUE_JPEG = encode_image(Image.new("RGB", (40, 30), (0, 0, 255)), "JPEG")
@@ -159,7 +159,7 @@ def test_loopback_is_allowed_only_when_asked() -> None:
 
 
 def test_decode_image_keeps_the_bomb_guard() -> None:
-    from outlyne.fetch import FetchError
+    from outlyne.search.fetch import FetchError
 
     with pytest.raises(FetchError, match="too large"):
         decode_image(BOMB_PNG)

@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import outlyne.commands.index as index_command
-from outlyne.__main__ import main
+import outlyne.cli.index as index_command
+from outlyne.cli import main
 from outlyne.errors import SearchUnavailable
-from outlyne.gallery import GalleryIndex, LocalGalleryBackend, index_folder
-from outlyne.search import SearchRequest
-from outlyne.search_bench import encode_image, measure_local_search, synthetic_thumbnails
-
-from .fakes import ColourEncoder, FakeEncoder
+from outlyne.search.galleries.folder import GalleryIndex, LocalGalleryBackend, index_folder
+from outlyne.search.types import SearchRequest
+from outlyne_dev.search_bench import encode_image, measure_local_search, synthetic_thumbnails
+from tests.support.fakes import ColourEncoder, FakeEncoder
 
 PICTURES = synthetic_thumbnails(6, seed=3)
 

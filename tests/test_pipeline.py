@@ -18,16 +18,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from outlyne.concepts import Concept, ConceptBank
+from outlyne.concepts.bank import ConceptBank
+from outlyne.concepts.file import Concept
 from outlyne.config import Config
 from outlyne.errors import EmptySketch, SearchUnavailable
-from outlyne.fetch import FetchLimits
 from outlyne.pipeline import InterrogateOptions, Pipeline, SearchOptions, get_pipeline
 from outlyne.query import build_query
-from outlyne.search import SearchRequest, SearchResult
-from outlyne.sketch import normalize
-
-from .fakes import FakeEncoder
+from outlyne.search.fetch import FetchLimits
+from outlyne.search.types import SearchRequest, SearchResult
+from outlyne.sketch.normalize import normalize
+from tests.support.fakes import FakeEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCEPTS = tuple(

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from outlyne.calibration import sketch_images
 from outlyne.errors import BadImage
-from outlyne.preprocess import PreprocessSpec, load_image, preprocess, to_rgb
+from outlyne.model.calibration import sketch_images
+from outlyne.model.preprocess import PreprocessSpec, load_image, preprocess, to_rgb
 
 
 @pytest.fixture(scope="module")

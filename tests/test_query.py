@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from outlyne.concepts import ConceptScore
+from outlyne.concepts.file import ConceptScore
 from outlyne.query import GENERIC_GROUPS, build_query
 
 

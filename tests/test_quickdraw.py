@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from outlyne.quickdraw import QuickDrawSample, read_ndjson, render_strokes, synthetic_sketches
-from outlyne.sketch import normalize
+from outlyne.sketch.normalize import normalize
+from outlyne_dev.quickdraw import QuickDrawSample, read_ndjson, render_strokes, synthetic_sketches
 
 REPO = Path(__file__).resolve().parent.parent
 SQUARE = [[[0, 100, 100, 0, 0], [0, 0, 100, 100, 0]]]

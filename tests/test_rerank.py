@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from outlyne.fetch import FetchLimits
-from outlyne.rerank import ranked_order, rerank
-from outlyne.search import SearchResult
-from outlyne.search_bench import ImageServer, Route, encode_image, measure_thumbnail_search
-
-from .fakes import ColourEncoder, FakeEncoder
+from outlyne.search.fetch import FetchLimits
+from outlyne.search.rerank import ranked_order, rerank
+from outlyne.search.types import SearchResult
+from outlyne_dev.search_bench import ImageServer, Route, encode_image, measure_thumbnail_search
+from tests.support.fakes import ColourEncoder, FakeEncoder
 
 COLOURS = {
     "red": (255, 0, 0),

@@ -15,7 +15,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from outlyne.errors import BadImage, EmptySketch
-from outlyne.sketch import NormalizedSketch, NormalizeOptions, load_rgb, normalize
+from outlyne.sketch.normalize import NormalizedSketch, NormalizeOptions, load_rgb, normalize
 
 DEFAULTS = NormalizeOptions()
 ALL_OFF = NormalizeOptions(polarity=False, denoise=False, contrast=False, crop=False)

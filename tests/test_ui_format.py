@@ -1,4 +1,4 @@
-"""outlyne.ui_format: pipeline results -> the values the page shows. No browser, server or model."""
+"""outlyne.web.format: pipeline results -> the values the page shows. No browser, server or model."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from outlyne import ui_format
-from outlyne.concepts import ConceptScore
-from outlyne.search import SearchResult
+from outlyne.concepts.file import ConceptScore
+from outlyne.search.types import SearchResult
+from outlyne.web import format as ui_format
 
 
 def _result(

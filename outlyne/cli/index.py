@@ -1,0 +1,76 @@
+"""`python -m outlyne index FOLDER [--batch-size N] [--json]`: build or update FOLDER/.outlyne/.
+
+The index is what `OUTLYNE_SEARCH=local:FOLDER` searches. Re-running it only embeds new and changed
+images. The progress bar goes to stderr (only on a terminal) so `--json` output on stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from outlyne.model.embedder import Embedder
+
+
+def load_encoder() -> Embedder:
+    """The configured encoder. Module-level so tests replace it (monkeypatch) with a fake; imported lazily
+    so `--help` and the other commands never load OpenVINO."""
+    from outlyne.config import Config
+    from outlyne.model.encoder import load_encoder as load
+
+    return load(Config.from_env())
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "index",
+        help="index an image folder for OUTLYNE_SEARCH=local:FOLDER",
+        description="Embed every image under FOLDER (jpg, png, webp, gif, bmp; recursively) into "
+        "FOLDER/.outlyne/. Incremental: only new and changed images are embedded.",
+    )
+    parser.add_argument("folder", type=Path, help="the image folder")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="images per encoder call")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from outlyne.config import Config
+    from outlyne.search.galleries.folder import index_folder
+
+    batch_size = args.batch_size or Config.from_env().batch_size
+    encoder = load_encoder()
+    start = time.perf_counter()
+    report = index_folder(args.folder, encoder, batch_size=batch_size, progress=sys.stderr.isatty())
+    seconds = time.perf_counter() - start
+    if args.json:
+        payload = {
+            "folder": str(args.folder.resolve()),
+            "encoder": encoder.identity,
+            "added": report.added,
+            "updated": report.updated,
+            "removed": report.removed,
+            "unchanged": report.unchanged,
+            "skipped": [{"path": path, "reason": reason} for path, reason in report.skipped],
+            "seconds": round(seconds, 3),
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        total = report.added + report.updated + report.unchanged
+        print(
+            f"{args.folder}: {total} images indexed ({report.added} added, {report.updated} updated, "
+            f"{report.removed} removed, {report.unchanged} unchanged) in {seconds:.1f} s"
+        )
+        for path, reason in report.skipped:
+            print(f"  skipped {path}: {reason}")
+    return 0

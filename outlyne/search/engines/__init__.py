@@ -1,0 +1,1 @@
+"""Web image engines, one module each, each with `search(request) -> results`."""

@@ -1,0 +1,1 @@
+"""Searchable collections of the user's own images (a folder index today)."""

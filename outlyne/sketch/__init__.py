@@ -1,0 +1,1 @@
+"""The drawing as the model should see it: normalization (pure OpenCV) and, for "why", heatmaps."""
