@@ -33,14 +33,17 @@ from outlyne.search.types import SearchRequest, SearchResult
 
 @dataclass(frozen=True)
 class Route:
-    """One canned response. `delay` sleeps before answering; `send_length=False` omits Content-Length (the
-    body then ends when the connection closes, as with chunked or streamed responses)."""
+    """One canned response. `delay` sleeps before answering; `hold` makes the answer wait until the event
+    is set (at most 30 s), so a test can tell "the client gave up first" from "the server answered";
+    `send_length=False` omits Content-Length (the body then ends when the connection closes, as with
+    chunked or streamed responses)."""
 
     body: bytes = b""
     status: int = 200
     content_type: str | None = "image/png"
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
+    hold: threading.Event | None = None
     send_length: bool = True
 
 
@@ -58,6 +61,7 @@ class ImageServer:
     def __init__(self, routes: Mapping[str, Route], *, tls: ssl.SSLContext | None = None) -> None:
         self.routes = dict(routes)
         self.requests: list[tuple[str, str]] = []
+        self.answered: list[str] = []  # paths whose response was written in full
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self.scheme = "https" if tls else "http"
         if tls:  # tests of certificate checks on pinned addresses
@@ -88,6 +92,8 @@ class ImageServer:
                 server.requests.append((self.path, self.headers.get("Host", "")))
                 route = server.routes.get(self.path, Route(b"not found", 404, "text/plain"))
                 time.sleep(route.delay)
+                if route.hold is not None:
+                    route.hold.wait(30)
                 try:
                     self.send_response(route.status)
                     if route.content_type:
@@ -98,6 +104,8 @@ class ImageServer:
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(route.body)
+                    self.wfile.flush()
+                    server.answered.append(self.path)
                 except OSError:
                     pass  # the client gave up (timeout, size cap): expected, not worth a traceback
 

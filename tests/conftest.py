@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from outlyne_dev.app_server import AppServer, shared_app_server
 from tests.support.fakes import FakeEncoder
 from tests.support.tiny_checkpoint import build_tiny_siglip
 
@@ -65,3 +66,10 @@ def make_tiny_encoder(tiny_checkpoint: Path, encoder_cache_dir: Path):
 def tiny_encoder(make_tiny_encoder):
     """The fp32 OpenVINO encoder over the tiny checkpoint (embed_dim 32, image size 32)."""
     return make_tiny_encoder("fp32")
+
+
+@pytest.fixture(scope="session")
+def app(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> AppServer:
+    """`python app.py` in a subprocess on the tiny checkpoint and a small local gallery, started once per
+    test process and shared by the API, concurrency, browser and Docker tests."""
+    return shared_app_server(tmp_path_factory.getbasetemp() / "app-server", tiny_checkpoint)

@@ -13,14 +13,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
-from outlyne_dev.app_server import ROOT, AppServer, shared_app_server
+from outlyne_dev.app_server import ROOT, AppServer
 
 EMPTY_CANVAS_MESSAGE = "Draw something first"
-
-
-@pytest.fixture(scope="session")
-def app(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> AppServer:
-    return shared_app_server(tmp_path_factory.getbasetemp() / "app-server", tiny_checkpoint)
 
 
 @pytest.fixture(scope="module")

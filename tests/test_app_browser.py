@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from outlyne.web.page import CANVAS_SIZE, example_files
-from outlyne_dev.app_server import ROOT, AppServer, shared_app_server
+from outlyne_dev.app_server import ROOT, AppServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -39,11 +39,6 @@ CHROMIUM_ARGS = [
 ARTIFACTS = ROOT / "artifacts"
 WAIT_MS = 60_000  # generous: two shared cores; a timeout here means "never happened", not "slow"
 expect.set_options(timeout=WAIT_MS)  # expect() has its own 5 s default, apart from the page's
-
-
-@pytest.fixture(scope="session")
-def app(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> AppServer:
-    return shared_app_server(tmp_path_factory.getbasetemp() / "app-server", tiny_checkpoint)
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,10 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image, ImageDraw
 
-from outlyne_dev.app_server import AppServer, shared_app_server
+from outlyne_dev.app_server import AppServer
 
 CLIENTS = 8
 SEARCHES_EACH = 5
-
-
-@pytest.fixture(scope="session")
-def app(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> AppServer:
-    return shared_app_server(tmp_path_factory.getbasetemp() / "app-server", tiny_checkpoint)
 
 
 def _drawings(folder: Path) -> list[Path]:

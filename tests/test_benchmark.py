@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from outlyne.config import DEFAULT_PRECISION, Config
-from outlyne_dev.bench_stages import interrogation_section, search_section, stages_markdown
+from outlyne_dev.bench_stages import interrogation_section, search_section
 from outlyne_dev.benchmark import (
     VARIANTS,
     BenchContext,
@@ -37,8 +39,10 @@ def test_bench_sections_report_every_variant_and_stage(tiny_checkpoint, encoder_
     results = run_benchmark(context, sections)
 
     assert set(results["single_image_p50_ms"]) == set(VARIANTS)
-    assert all(value > 0 for value in results["single_image_p50_ms"].values())
-    assert results["p50_ratio_vs_pytorch"]["pytorch-fp32"] == 1.0
+    p50 = results["single_image_p50_ms"]
+    assert all(value > 0 for value in p50.values())
+    for variant, ratio in results["p50_ratio_vs_pytorch"].items():  # each ratio is against PyTorch's p50
+        assert ratio == pytest.approx(p50[variant] / p50["pytorch-fp32"], abs=0.01)
     assert results["default_precision"] == DEFAULT_PRECISION
     assert set(results["targets_met"]) == {"default_p50_ratio", "int8_static_p50_ratio", "cold_start"}
     assert results["concept_scoring"]["concepts"] >= 395
@@ -49,7 +53,6 @@ def test_bench_sections_report_every_variant_and_stage(tiny_checkpoint, encoder_
     json.dumps(results)  # JSON-able as written by --out
 
     markdown = to_markdown(results)
-    for variant in VARIANTS:
-        assert f"| {variant} |" in markdown
-    assert stages_markdown(results) in markdown
+    for variant in VARIANTS:  # one row per variant, carrying its own measured p50
+        assert f"| {variant} | {p50[variant]:.1f} |" in markdown
     assert "Concept scoring" in markdown and "Exact local search" in markdown

@@ -15,15 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from outlyne_dev.app_server import ROOT, AppServer, dockerfile_cli_steps, free_port, shared_app_server
+from outlyne_dev.app_server import ROOT, AppServer, dockerfile_cli_steps, free_port
 
 DOCKERFILE = ROOT / "Dockerfile"
 EXPORT_ONLY = {"torch", "nncf"}  # needed to export, never to serve
-
-
-@pytest.fixture(scope="session")
-def app(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> AppServer:
-    return shared_app_server(tmp_path_factory.getbasetemp() / "app-server", tiny_checkpoint)
 
 
 def _instructions() -> list[tuple[str, str]]:

@@ -118,13 +118,16 @@ def test_empty_inputs_give_empty_matrices(tiny_encoder) -> None:
 def test_concurrent_calls_from_threads_are_safe(tiny_encoder) -> None:
     images = _sketches(8, seed=9)
     expected = tiny_encoder.embed_images(images)
+    expected_texts = tiny_encoder.embed_texts(TEXTS)
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(tiny_encoder.embed_images, [images[i % 8]]) for i in range(32)]
         texts = [pool.submit(tiny_encoder.embed_texts, [TEXTS[i % 5]]) for i in range(8)]
         results = [future.result() for future in futures]
-        [future.result() for future in texts]
+        text_results = [future.result() for future in texts]
     for i, row in enumerate(results):
         np.testing.assert_allclose(row[0], expected[i % 8], atol=1e-5)
+    for i, row in enumerate(text_results):
+        np.testing.assert_allclose(row[0], expected_texts[i % 5], atol=1e-5)
 
 
 def test_a_corrupt_file_is_a_bad_image(tiny_encoder, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import cv2
@@ -322,13 +321,10 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
 def test_huge_image_is_downscaled_and_processed() -> None:
     image = np.full((6000, 8000, 3), 255, np.uint8)
     cv2.rectangle(image, (1000, 1500), (5000, 4000), (0, 0, 0), 3)  # 3 px at 8x reduction: must not vanish
-    started = time.perf_counter()
     result = normalize(image)
-    elapsed = time.perf_counter() - started
     assert_valid(result)
     assert iou(result.bbox, (999, 1499, 5002, 4002)) >= 0.9
     assert result.model_image.min() < 64  # the thin outline is still clearly dark after 27x reduction
-    assert elapsed < 10
 
 
 # ---------------------------------------------------------------------------------------- odd inputs
