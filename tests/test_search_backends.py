@@ -190,7 +190,7 @@ def test_search_check_reports_each_engine(
     assert rows["SearXNG"]["status"] == "engine_error" and "search.formats" in rows["SearXNG"]["detail"]
     assert table[0].split() == ["engine", "answered,", "or", "why", "not", "latency", "results"]
     assert table[1].startswith("Openverse") and table[1].endswith(" 10")
-    assert table[2].startswith("SearXNG") and "failed (JSON output is off" in table[2]
+    assert table[2].startswith("SearXNG") and "engine error: JSON output is off" in table[2]
 
 
 def test_search_check_fails_when_no_engine_answers(
@@ -200,3 +200,14 @@ def test_search_check_fails_when_no_engine_answers(
     assert main(["search-check", "--json"]) == 3
     (row,) = json.loads(capsys.readouterr().out)["engines"]
     assert (row["status"], row["detail"]) == ("offline", "connection refused")
+
+
+def test_search_engines_benchmark_runs_its_scenarios() -> None:
+    from outlyne_dev import search_engines_bench
+
+    figures = search_engines_bench.measure(repeats=1, hang_timeout=0.3, hang_repeats=1)
+    # measure() itself checks that the second engine answered and that repeats came from the cache.
+    assert {"refused_first_ms", "hanging_first_ms", "hanging_first_breaker_open_ms", "cache_hit_ms"} <= set(
+        figures
+    )
+    assert "| cache hit, same chain |" in search_engines_bench.to_markdown(figures)

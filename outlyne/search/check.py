@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from outlyne.search.chain import WebEngine
-from outlyne.search.report import ANSWERED, ENGINE_ERROR, NO_RESULTS, PHRASES, EngineFailure
+from outlyne.search.report import ANSWERED, ENGINE_ERROR, LABELS, NO_RESULTS, EngineFailure
 from outlyne.search.types import SearchRequest
 
 DEFAULT_QUERY = "cat drawing"
@@ -32,8 +32,8 @@ class CheckRow:
 
     @property
     def summary(self) -> str:
-        text = "answered" if self.answered else PHRASES.get(self.status, self.status)
-        return f"{text} ({self.detail})" if self.detail and not self.answered else text
+        label = LABELS.get(self.status, self.status)
+        return f"{label}: {self.detail}" if self.detail else label
 
     def to_json(self) -> dict[str, object]:
         return {

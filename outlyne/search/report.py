@@ -25,6 +25,19 @@ NOT_APPLICABLE = "not_applicable"  # e.g. no safe-search filter while strict saf
 
 FAILURE_KINDS = (OFFLINE, RATE_LIMITED, TIMED_OUT, ENGINE_ERROR, NO_RESULTS)
 
+# One or two words per status, for tables (`search-check`) and logs.
+LABELS = {
+    ANSWERED: "answered",
+    OFFLINE: "offline",
+    RATE_LIMITED: "rate-limited",
+    TIMED_OUT: "timed out",
+    ENGINE_ERROR: "engine error",
+    NO_RESULTS: "no results",
+    COOLING_DOWN: "cooling down",
+    OUT_OF_TIME: "out of time",
+    NOT_APPLICABLE: "skipped",
+}
+
 # Short phrases, used after an engine's name: "Openverse timed out".
 PHRASES = {
     ANSWERED: "answered",
