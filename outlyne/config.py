@@ -30,9 +30,7 @@ class Config:
     # ("local:FOLDER") or "none": see outlyne/search/backends.py.
     search: str = DEFAULT_SEARCH
     search_deadline: float = 15.0  # seconds for the whole chain (OUTLYNE_SEARCH_DEADLINE)
-    search_cache_ttl: float = (
-        3600.0  # seconds a search result is reused; 0 = no cache (OUTLYNE_SEARCH_CACHE_TTL)
-    )
+    search_cache_ttl: float = 3600.0  # seconds an answer is reused, 0 = never (OUTLYNE_SEARCH_CACHE_TTL)
     contact: str | None = None  # e-mail or URL added to the User-Agent, as Wikimedia asks (OUTLYNE_CONTACT)
     openverse_client_id: str | None = None  # optional Openverse API credentials: higher rate limits
     openverse_client_secret: str | None = field(default=None, repr=False)

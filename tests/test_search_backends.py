@@ -54,6 +54,7 @@ def test_default_chain_and_arguments() -> None:
         ("openverse,openverse", "names the same engine twice"),
         ("ddg,local:/x", "cannot be chained"),
         ("openverse:", "empty or unexpected argument"),
+        ("searxng:localhost:8888", "searxng takes an http(s) URL, not 'localhost:8888'"),
     ],
 )
 def test_bad_values_name_the_word_at_fault(value: str, says: str) -> None:

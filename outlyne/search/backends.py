@@ -33,6 +33,7 @@ class Kind:
     argument: str | None = None  # what follows "name:" ("URL", "FOLDER"); None: nothing may follow
     required: bool = False  # the argument must be given
     gallery: bool = False  # searches by embedding and must stand alone
+    url: bool = False  # the argument is an http(s) URL
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,9 @@ def _local(argument: str | None, config: Config, encoder: Embedder) -> Any:
 
 KINDS: dict[str, Kind] = {
     "ddg": Kind(_ddg, argument="BACKEND+BACKEND"),  # ddgs engines, e.g. ddg:bing or ddg:duckduckgo+bing
-    "openverse": Kind(_openverse, argument="API_URL"),  # another Openverse API (tests: 127.0.0.1)
-    "wikimedia": Kind(_wikimedia, argument="API_URL"),  # another MediaWiki's api.php
-    "searxng": Kind(_searxng, argument="URL", required=True),
+    "openverse": Kind(_openverse, argument="API_URL", url=True),  # another Openverse API (tests: 127.0.0.1)
+    "wikimedia": Kind(_wikimedia, argument="API_URL", url=True),  # another MediaWiki's api.php
+    "searxng": Kind(_searxng, argument="URL", required=True, url=True),
     "local": Kind(_local, argument="FOLDER", required=True, gallery=True),
 }
 
@@ -128,6 +129,8 @@ def parse_search(value: str) -> list[Step]:
             )
         if argument is not None and (kind.argument is None or not argument):
             raise ConfigError(f"OUTLYNE_SEARCH: {word!r} has an empty or unexpected argument.")
+        if argument and kind.url and not argument.lower().startswith(("http://", "https://")):
+            raise ConfigError(f"OUTLYNE_SEARCH: {name} takes an http(s) URL, not {argument!r}.")
         steps.append(Step(name, argument))
     if len({(s.name, s.argument) for s in steps}) < len(steps):
         raise ConfigError("OUTLYNE_SEARCH names the same engine twice.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -42,20 +42,20 @@ _LICENCE_NAMES = {"cc0": "CC0", "pdm": "Public Domain Mark", "sampling+": "CC Sa
 @dataclass(frozen=True)
 class Credentials:
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
 
 
 def licence_name(code: str, version: str) -> str:
     """("by-sa", "2.0") -> "CC BY-SA 2.0"; ("cc0", "1.0") -> "CC0 1.0"."""
-    code = code.strip().lower()
+    code = clean_text(code, 20).lower()
     if not code:
         return ""
     label = _LICENCE_NAMES.get(code) or f"CC {code.upper()}"
-    return f"{label} {version.strip()}".strip()
+    return f"{label} {clean_text(version, 10)}".strip()
 
 
 def parse(data: Any) -> list[SearchResult]:
-    """/v1/images/ JSON -> results, in the API's order. Rows without a thumbnail or page are dropped."""
+    """/v1/images/ JSON -> results, in the API's order. Rows with no picture to show are dropped."""
     rows = data.get("results") if isinstance(data, Mapping) else None
     if not isinstance(rows, list):
         raise EngineFailure(ENGINE_ERROR, "unexpected answer (no results list)")
