@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from outlyne.cli import main
@@ -212,3 +213,38 @@ def test_search_engines_benchmark_runs_its_scenarios() -> None:
         figures
     )
     assert "| cache hit, same chain |" in search_engines_bench.to_markdown(figures)
+
+
+class RecordingGallery:
+    """A gallery: searches by embedding, ranks by likeness itself."""
+
+    name = "local"
+    supports_text_query = False
+    ranks_visually = True
+
+    def __init__(self) -> None:
+        self.requests: list = []
+
+    def search(self, request):
+        self.requests.append(request)
+        return []
+
+
+def test_capabilities_decide_text_blending_and_reranking(tmp_path: Path) -> None:
+    gallery = RecordingGallery()
+    pipeline = pipeline_for("none", tmp_path)
+    pipeline = Pipeline(pipeline.config, pipeline.encoder, pipeline.bank, gallery)
+    image = np.zeros((64, 64, 3), np.uint8) + 255
+    image[20:40, 20:40] = 0
+    pipeline.search(image, query="cat", options=SearchOptions(text_weight=0.4))
+    blended = gallery.requests[-1]
+    assert blended.text_weight == 0.4 and blended.text_embedding is not None
+    pipeline.search(image, query="cat")  # weight 0: the query's words are not embedded
+    assert gallery.requests[-1].text_embedding is None
+
+
+def test_text_weight_flag_is_bounded(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["search", "--query", "cat", "--text-weight", "1.5"])
+    assert stopped.value.code == 2
+    assert "must be a number from 0 to 1, not '1.5'" in capsys.readouterr().err
