@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from outlyne.errors import ConfigError
+from outlyne.search.backends import DEFAULT_SEARCH, parse_search
 
 DEFAULT_MODEL = "google/siglip2-base-patch16-224"
 PRECISIONS = ("fp32", "int8", "int8-static")
@@ -25,7 +26,14 @@ class Config:
     precision: str = DEFAULT_PRECISION
     cache_dir: Path = Path.home() / ".cache" / "outlyne"
     concepts_path: Path = REPO_ROOT / "concepts.json"
-    search: str = "ddg"  # "ddg" | "local:/some/folder" | "none"
+    # An ordered chain of web engines ("ddg,openverse,wikimedia", "searxng:URL"), one gallery
+    # ("local:FOLDER") or "none": see outlyne/search/backends.py.
+    search: str = DEFAULT_SEARCH
+    search_deadline: float = 15.0  # seconds for the whole chain (OUTLYNE_SEARCH_DEADLINE)
+    search_cache_ttl: float = 3600.0  # seconds an answer is reused, 0 = never (OUTLYNE_SEARCH_CACHE_TTL)
+    contact: str | None = None  # e-mail or URL added to the User-Agent, as Wikimedia asks (OUTLYNE_CONTACT)
+    openverse_client_id: str | None = None  # optional Openverse API credentials: higher rate limits
+    openverse_client_secret: str | None = field(default=None, repr=False)
     threads: int | None = None  # None: let OpenVINO decide (it sizes from the host, not the container)
     batch_size: int = 16
     top_k: int = 5
@@ -35,10 +43,11 @@ class Config:
             raise ConfigError(f"OUTLYNE_PRECISION={self.precision!r} is not one of {', '.join(PRECISIONS)}.")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"OUTLYNE_THREADS must be a positive integer, not {self.threads}.")
-        if not (self.search in ("ddg", "none") or self.search.startswith("local:")):
-            raise ConfigError(
-                f"OUTLYNE_SEARCH={self.search!r} is not 'ddg', 'none' or 'local:/path/to/folder'."
-            )
+        parse_search(self.search)  # ConfigError naming the word at fault
+        if self.search_deadline <= 0:
+            raise ConfigError(f"OUTLYNE_SEARCH_DEADLINE must be positive, not {self.search_deadline}.")
+        if self.search_cache_ttl < 0:
+            raise ConfigError(f"OUTLYNE_SEARCH_CACHE_TTL must be 0 or more, not {self.search_cache_ttl}.")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -50,6 +59,7 @@ class Config:
             raise ConfigError(f"OUTLYNE_THREADS must be a positive integer, not {threads!r}.") from None
         defaults = cls()
         return cls(
+            **_search_settings(env),
             model=env.get("OUTLYNE_MODEL", "").strip() or DEFAULT_MODEL,
             precision=env.get("OUTLYNE_PRECISION", "").strip().lower() or DEFAULT_PRECISION,
             cache_dir=Path(env["OUTLYNE_CACHE_DIR"]).expanduser()
@@ -58,7 +68,6 @@ class Config:
             concepts_path=Path(env["OUTLYNE_CONCEPTS"]).expanduser()
             if env.get("OUTLYNE_CONCEPTS")
             else defaults.concepts_path,
-            search=env.get("OUTLYNE_SEARCH", "").strip() or "ddg",
             threads=threads_value,
         )
 
@@ -69,3 +78,22 @@ class Config:
     @property
     def local_search_folder(self) -> Path | None:
         return Path(self.search[len("local:") :]).expanduser() if self.search.startswith("local:") else None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {text!r}.") from None
+
+
+def _search_settings(env: Mapping[str, str]) -> dict[str, object]:
+    return {
+        "search": env.get("OUTLYNE_SEARCH", "").strip() or DEFAULT_SEARCH,
+        "search_deadline": _seconds(env, "OUTLYNE_SEARCH_DEADLINE", Config.search_deadline),
+        "search_cache_ttl": _seconds(env, "OUTLYNE_SEARCH_CACHE_TTL", Config.search_cache_ttl),
+        "contact": env.get("OUTLYNE_CONTACT", "").strip() or None,
+        "openverse_client_id": env.get("OUTLYNE_OPENVERSE_CLIENT_ID", "").strip() or None,
+        "openverse_client_secret": env.get("OUTLYNE_OPENVERSE_CLIENT_SECRET", "").strip() or None,
+    }

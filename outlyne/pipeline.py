@@ -25,7 +25,9 @@ from outlyne.model.embedder import Embedder
 from outlyne.progress import Progress
 from outlyne.query import build_query
 from outlyne.search.backends import make_backend
+from outlyne.search.chain import ask
 from outlyne.search.fetch import FetchLimits
+from outlyne.search.report import Attempt
 from outlyne.search.rerank import rerank
 from outlyne.search.types import SearchBackend, SearchRequest, SearchResult
 from outlyne.sketch.normalize import NormalizedSketch, NormalizeOptions, normalize
@@ -44,7 +46,8 @@ class SearchOptions:
     safesearch: str = "moderate"
     region: str = "wt-wt"
     rerank: bool = True
-    # Local search only: how much the query's text embedding counts beside the sketch's (0 = pure visual).
+    # Galleries only (backends without `supports_text_query`): how much the query's text embedding counts
+    # beside the sketch's (0 = pure visual); `python -m outlyne search --text-weight` sets it.
     text_weight: float = 0.0
 
 
@@ -82,12 +85,15 @@ class SearchOutcome:
     dropped: dict[str, int] = field(default_factory=dict)
     duplicates_collapsed: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    attempts: tuple[Attempt, ...] = ()
+    """Each engine the search considered: answered (from the cache?), or why not."""
 
     def to_json(self) -> dict[str, Any]:
         data = self.interrogation.to_json() if self.interrogation else {"concepts": [], "query": self.query}
         data.update(
             query=self.query,
             backend=self.backend,
+            attempts=[a.to_json() for a in self.attempts],
             reranked=self.reranked,
             warning=self.warning,
             dropped=self.dropped,
@@ -104,6 +110,9 @@ class SearchOutcome:
                     "height": r.height,
                     "engine_rank": r.engine_rank,
                     "similarity": r.similarity,
+                    "licence": r.licence,
+                    "licence_url": r.licence_url,
+                    "creator": r.creator,
                 }
                 for r in self.results
             ],
@@ -207,10 +216,17 @@ class Pipeline:
             query if query is not None else (interrogation.query if interrogation else "")
         ).strip()
         backend_name = self.backend.name if self.backend else "none"
+        attempts: tuple[Attempt, ...] = ()
 
         def outcome(results: list[SearchResult], **kwargs: Any) -> SearchOutcome:
             return SearchOutcome(
-                interrogation, search_query, results, backend_name, timings_ms=timer.snapshot(), **kwargs
+                interrogation,
+                search_query,
+                results,
+                backend_name,
+                timings_ms=timer.snapshot(),
+                attempts=attempts,
+                **kwargs,
             )
 
         if self.backend is None or (not search_query and interrogation is None):
@@ -219,7 +235,8 @@ class Pipeline:
 
         target = interrogation.embedding if interrogation else None
         text_embedding = None
-        if search_query and (target is None or (backend_name == "local" and options.text_weight > 0)):
+        blend = not self.backend.supports_text_query and options.text_weight > 0
+        if search_query and (target is None or blend):
             with timer.stage("embed_query"):
                 text_embedding = self.encoder.embed_texts([search_query])[0]
         if target is None:
@@ -236,14 +253,19 @@ class Pipeline:
         )
         try:
             with timer.stage("search"):
-                results = self.backend.search(request)
+                answer = ask(self.backend, request)
         except SearchUnavailable as error:
             yield outcome([], reranked=False, final=True, warning=f"The image search failed: {error}")
             return
+        results, attempts, backend_name = answer.results, answer.attempts, answer.engine or backend_name
+        if answer.message:  # nothing found: which engines were tried, and what happened to each
+            yield outcome([], reranked=False, final=True, warning=answer.message)
+            return
 
-        # A local gallery already ranks by visual similarity; only web results need re-ranking.
-        if not options.rerank or backend_name == "local" or not results or target is None:
-            yield outcome(results, reranked=backend_name == "local", final=True)
+        # A gallery already ranks by visual similarity; only web results need re-ranking.
+        ranked = self.backend.ranks_visually
+        if not options.rerank or ranked or not results or target is None:
+            yield outcome(results, reranked=ranked, final=True)
             return
 
         yield outcome(results, reranked=False, final=False)

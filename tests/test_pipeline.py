@@ -67,6 +67,8 @@ class RecordingBackend:
     """A search engine that returns fixed results and remembers what it was asked."""
 
     name = "ddg"
+    supports_text_query = True
+    ranks_visually = False
 
     def __init__(self, results: list[SearchResult]) -> None:
         self.results = results
@@ -79,6 +81,8 @@ class RecordingBackend:
 
 class FailingBackend:
     name = "ddg"
+    supports_text_query = True
+    ranks_visually = False
 
     def search(self, request: SearchRequest) -> list[SearchResult]:
         raise SearchUnavailable("DuckDuckGo is rate-limiting requests; try again in a minute.")

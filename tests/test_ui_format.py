@@ -93,6 +93,37 @@ def test_sources_do_not_link_local_files_or_other_schemes() -> None:
     assert "`img.png`" in text
 
 
+def test_attribution_in_the_caption_and_the_sources() -> None:
+    credited = _result(
+        "Cat",
+        similarity=0.9,
+        creator="Ann   Smith",
+        licence="CC BY-SA 4.0",
+        licence_url="https://creativecommons.org/licenses/by-sa/4.0/",
+    )
+    assert ui_format.result_caption(credited) == "0.90 · Cat — Ann Smith · CC BY-SA 4.0"
+    assert ui_format.result_caption(_result("Cat", similarity=None, licence="CC0 1.0")) == "Cat — CC0 1.0"
+    text = ui_format.sources_markdown([credited])
+    assert text == (
+        "1. [Cat](<https://example.org/page>) — example.org · by Ann Smith · "
+        "[CC BY-SA 4.0](<https://creativecommons.org/licenses/by-sa/4.0/>) · similarity 0.90"
+    )
+
+
+def test_engine_urls_cannot_break_out_of_a_markdown_link() -> None:
+    hostile = _result(
+        "x",
+        url="https://example.org/a> [click](https://evil.example)",
+        licence="CC*",
+        licence_url="https://l.example/<b>",
+        creator="[me](https://evil.example)",
+    )
+    text = ui_format.sources_markdown([hostile])
+    assert "(<https://example.org/a%3E%20[click](https://evil.example)>)" in text
+    assert "[CC\\*](<https://l.example/%3Cb%3E>)" in text
+    assert "by \\[me\\]\\(https://evil.example\\)" in text
+
+
 def test_sources_of_nothing_is_empty() -> None:
     assert ui_format.sources_markdown([]) == ""
 

@@ -21,6 +21,7 @@ COMMANDS = (
     ("outlyne.cli.embed", "embed"),
     ("outlyne.cli.interrogate", "interrogate"),
     ("outlyne.cli.search", "search"),
+    ("outlyne.cli.search_check", "search-check"),
     ("outlyne.cli.index", "index"),
     ("outlyne_dev.cli_eval", "eval"),
     ("outlyne_dev.cli_bench", "bench"),

@@ -13,21 +13,38 @@ from outlyne.config import Config
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search",
-        help="find images that look like a sketch (DuckDuckGo or a local folder)",
+        help="find images that look like a sketch (web engines or a local folder)",
         description="Interrogate a sketch, search with the generated query, re-rank results by similarity.",
     )
     parser.add_argument("image", type=Path, nargs="?", help="a sketch or photo; optional with --query")
     parser.add_argument("--query", help="search with this text instead of the generated query")
     parser.add_argument(
         "--backend",
-        help="ddg | local:FOLDER | none (default: OUTLYNE_SEARCH, else ddg)",
+        help="engines in order, as OUTLYNE_SEARCH: e.g. ddg,openverse,wikimedia | searxng:URL | "
+        "local:FOLDER | none (default: OUTLYNE_SEARCH, else ddg,openverse,wikimedia)",
     )
     parser.add_argument("--top", type=int, default=20, help="how many results to ask for (default 20)")
     parser.add_argument("--top-k", type=int, default=5, help="how many concepts to use (default 5)")
     parser.add_argument("--safesearch", choices=("on", "moderate", "off"), default="moderate")
     parser.add_argument("--no-rerank", action="store_true", help="keep the engine's order")
+    parser.add_argument(
+        "--text-weight",
+        type=_weight,
+        default=0.0,
+        help="galleries only: how much the query's words count beside the sketch, 0-1 (default 0)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a list")
     parser.set_defaults(func=run)
+
+
+def _weight(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
     outcome = pipeline.search(
         args.image,
         query=args.query,
-        options=SearchOptions(max_results=args.top, safesearch=args.safesearch, rerank=not args.no_rerank),
+        options=SearchOptions(
+            max_results=args.top,
+            safesearch=args.safesearch,
+            rerank=not args.no_rerank,
+            text_weight=args.text_weight,
+        ),
         interrogate_options=InterrogateOptions(top_k=args.top_k),
     )
     if args.json:

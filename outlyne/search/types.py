@@ -2,7 +2,8 @@
 
 A backend has one method, `search(SearchRequest) -> list[SearchResult]`, so the pipeline, the CLI and the
 tests treat web engines and local galleries alike. Re-ranking by what the thumbnails look like is a
-separate stage (rerank.py): backends return the engine's own order.
+separate stage (rerank.py): backends return the engine's own order. What differs between backends is
+declared, not guessed from a name: callers ask `supports_text_query` and `ranks_visually`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class SearchResult:
     height: int | None = None
     engine_rank: int = 0  # 0-based position the engine gave it
     similarity: float | None = None  # cosine to the sketch, set by re-ranking / local search
+    # Attribution, where the engine gives it (Openverse, Wikimedia Commons): shown beside the picture.
+    licence: str | None = None  # "CC BY-SA 4.0"
+    licence_url: str | None = None
+    creator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,10 @@ class SearchRequest:
     safesearch: str = "moderate"  # "on" | "moderate" | "off"
     region: str = "wt-wt"
     image_embedding: np.ndarray | None = None  # the sketch's unit vector (local search uses it)
-    text_embedding: np.ndarray | None = None  # the query's unit vector, optional blend for local search
-    # Weight of text_embedding in the local blend; None = the backend's default. A per-request option,
-    # so concurrent sessions never change a shared backend.
+    # Backends that search by embedding (galleries: `supports_text_query` False) can blend in the query's
+    # unit vector, weighted by text_weight (None = the backend's default). Per request, so concurrent
+    # sessions never change a shared backend.
+    text_embedding: np.ndarray | None = None
     text_weight: float | None = None
 
     def __post_init__(self) -> None:
@@ -52,5 +58,10 @@ class SearchRequest:
 
 class SearchBackend(Protocol):
     name: str
+    # True: searches by the query's words (web engines), so a blank query has nothing to search for.
+    # False: searches by embedding (galleries), and can blend the query's text embedding in.
+    supports_text_query: bool
+    # True: results come ordered by likeness to the sketch already (galleries), so they are not re-ranked.
+    ranks_visually: bool
 
     def search(self, request: SearchRequest) -> list[SearchResult]: ...

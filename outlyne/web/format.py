@@ -19,7 +19,15 @@ if TYPE_CHECKING:  # the real types; at run time any object with these attribute
 CONCEPT_TABLE_HEADERS = ["concept", "group", "probability", "cosine"]
 
 # Names people know, for the status line; anything else is shown as the backend reports it.
-BACKEND_NAMES = {"ddg": "DuckDuckGo", "duckduckgo": "DuckDuckGo", "local": "the local gallery"}
+BACKEND_NAMES = {
+    "ddg": "DuckDuckGo",
+    "duckduckgo": "DuckDuckGo",
+    "openverse": "Openverse",
+    "wikimedia": "Wikimedia Commons",
+    "searxng": "SearXNG",
+    "web": "the web",  # the engine chain, before one of its engines has answered
+    "local": "the local gallery",
+}
 
 # The order stages run in; a stage the pipeline adds later is still shown, after these.
 STAGE_ORDER = ("normalize", "embed", "score", "query", "embed_query", "search", "rerank")
@@ -46,12 +54,24 @@ def format_similarity(similarity: float | None) -> str:
     return "" if similarity is None else f"similarity {similarity:.2f}"
 
 
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def attribution(result: SearchResult, max_creator: int = 40) -> str:
+    """ "Ann Smith · CC BY-SA 4.0": whichever of creator and licence the engine gave; "" for neither."""
+    parts = [_shorten(result.creator or "", max_creator), " ".join((result.licence or "").split())]
+    return " · ".join(p for p in parts if p)
+
+
 def result_caption(result: SearchResult, max_title: int = 60) -> str:
-    """ "0.83 · Title": the similarity first, because the gallery cuts long captions at the end."""
-    title = " ".join((result.title or "").split()) or "untitled"
-    if len(title) > max_title:
-        title = title[: max_title - 1].rstrip() + "…"
-    return title if result.similarity is None else f"{result.similarity:.2f} · {title}"
+    """ "0.83 · Title — Ann Smith · CC BY-SA 4.0": the similarity first, because the gallery cuts long
+    captions at the end; the attribution last, where the engine gives one."""
+    title = _shorten(result.title, max_title) or "untitled"
+    caption = title if result.similarity is None else f"{result.similarity:.2f} · {title}"
+    credit = attribution(result)
+    return f"{caption} — {credit}" if credit else caption
 
 
 def gallery_items(results: Sequence[SearchResult]) -> list[tuple[str, str]]:
@@ -64,11 +84,17 @@ def _is_web_link(url: str) -> bool:
     return url.startswith(("http://", "https://"))
 
 
+def _link_target(url: str) -> str:
+    """A URL safe inside Markdown's `(<...>)`: an engine's URL must not be able to close the link."""
+    return url.replace(" ", "%20").replace("<", "%3C").replace(">", "%3E")
+
+
 def sources_markdown(results: Sequence[SearchResult]) -> str:
     """A numbered list in gallery order, each entry linking to the page the image comes from.
 
     Only http(s) pages become links: a local gallery's file:// URIs would not open from a browser tab,
-    so they are shown as the file name instead.
+    so they are shown as the file name instead. Creator and licence follow where the engine gave them,
+    the licence linking to its text.
     """
     if not results:
         return ""
@@ -76,9 +102,24 @@ def sources_markdown(results: Sequence[SearchResult]) -> str:
     for number, result in enumerate(results, start=1):
         title = escape_markdown(result.title or "untitled")
         page = result.url or result.image
-        where = f"[{title}](<{page}>)" if _is_web_link(page) else f"{title} (`{page.rsplit('/', 1)[-1]}`)"
+        where = (
+            f"[{title}](<{_link_target(page)}>)"
+            if _is_web_link(page)
+            else f"{title} (`{page.rsplit('/', 1)[-1]}`)"
+        )
+        licence = escape_markdown(result.licence or "")
+        if licence and _is_web_link(result.licence_url or ""):
+            licence = f"[{licence}](<{_link_target(result.licence_url or '')}>)"
+        creator = escape_markdown(result.creator or "")
         details = [
-            d for d in (escape_markdown(result.source or ""), format_similarity(result.similarity)) if d
+            d
+            for d in (
+                escape_markdown(result.source or ""),
+                f"by {creator}" if creator else "",
+                licence,
+                format_similarity(result.similarity),
+            )
+            if d
         ]
         lines.append(f"{number}. {where}" + (f" — {' · '.join(details)}" if details else ""))
     return "\n".join(lines)

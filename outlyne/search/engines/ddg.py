@@ -1,179 +1,138 @@
-"""DuckDuckGo images through ddgs."""
+"""DuckDuckGo (and Bing) images through `ddgs`, which scrapes them: no key, no licence information.
+
+`ddgs` takes a comma-separated `backend` list and tries those engines in its own order; the default here is
+DuckDuckGo then Bing. From a datacenter address these often refuse, and ddgs 9 reports a refusal (an HTTP
+403, a missing vqd token) exactly like "no results". So an empty answer counts against this engine's
+breaker (`empty_is_suspect`), and the chain moves on to an engine that keeps answering.
+
+Exceptions are classified by what caused them: ddgs wraps its HTTP client's errors, and a DNS failure
+(primp's `DNSError`) must read as "offline", not as rate limiting.
+"""
 
 from __future__ import annotations
 
-import random
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from outlyne.errors import SearchUnavailable
+from outlyne.search.engines.parsing import as_int, clean_text, web_url
+from outlyne.search.report import ENGINE_ERROR, NO_RESULTS, OFFLINE, RATE_LIMITED, TIMED_OUT, EngineFailure
 from outlyne.search.types import SearchRequest, SearchResult
+
+about = {
+    "website": "https://github.com/deedy5/ddgs",
+    "official_api_documentation": None,  # scrapes the engines' web pages
+    "require_api_key": False,
+    "results": "HTML/JSON (scraped)",
+}
+NAME = "ddg"
+TITLE = "DuckDuckGo"
+DEFAULT_BACKENDS = ("duckduckgo", "bing")  # ddgs' image engines, in the order asked
+MAX_RESULTS = 100  # ddgs pages through results until it has max_results: keep that bounded
 
 
 class ImagesClient(Protocol):
-    """The slice of `ddgs.DDGS` the backend uses; tests inject a fake with the same method."""
+    """The slice of `ddgs.DDGS` used here; tests inject a fake with the same method."""
 
     def images(self, query: str, **kwargs: Any) -> list[dict[str, Any]]: ...
 
 
-def _default_client(timeout: float) -> ImagesClient:
-    from ddgs import DDGS  # imported lazily: ddgs pulls in primp and lxml, which local search never needs
+def default_client(timeout: float) -> ImagesClient:
+    from ddgs import DDGS  # imported lazily: ddgs pulls in primp and lxml
 
-    return DDGS(timeout=timeout)
-
-
-def _as_int(value: object) -> int | None:
-    # ddgs returns sizes as strings ("474"), sometimes empty.
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        return None
-    return number if number > 0 else None
+    return DDGS(timeout=max(1, round(timeout)))
 
 
-def results_from_ddgs(rows: list[Mapping[str, Any]]) -> list[SearchResult]:
-    """ddgs image dicts -> SearchResult. Rows without a thumbnail are dropped (thumbnails are what we show
-    and re-rank, since image hosts block hot-linking); a missing full-size URL falls back to the thumbnail.
-    `engine_rank` keeps the engine's own position, so gaps mark dropped rows."""
+def parse(rows: Any) -> list[SearchResult]:
+    """ddgs image dicts -> results. Rows without a thumbnail are dropped (thumbnails are what we show and
+    re-rank, since image hosts block hot-linking); `engine_rank` keeps ddgs' position."""
     results = []
-    for position, row in enumerate(rows):
-        thumbnail = str(row.get("thumbnail") or "").strip()
+    for position, row in enumerate(rows if isinstance(rows, list) else []):
+        if not isinstance(row, Mapping):
+            continue
+        thumbnail = web_url(row.get("thumbnail"))
         if not thumbnail:
             continue
         results.append(
             SearchResult(
-                title=str(row.get("title") or "").strip(),
+                title=clean_text(row.get("title")),
                 thumbnail=thumbnail,
-                image=str(row.get("image") or "").strip() or thumbnail,
-                url=str(row.get("url") or "").strip(),
-                source=str(row.get("source") or "").strip(),
-                width=_as_int(row.get("width")),
-                height=_as_int(row.get("height")),
+                image=web_url(row.get("image")) or thumbnail,
+                url=web_url(row.get("url")),
+                source=clean_text(row.get("source")),
+                width=as_int(row.get("width")),
+                height=as_int(row.get("height")),
                 engine_rank=position,
             )
         )
     return results
 
 
-class _TTLCache:
-    """A small thread-safe LRU with expiry: Gradio runs handlers on worker threads."""
-
-    def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float]) -> None:
-        self._ttl = ttl
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[object, tuple[float, list[SearchResult]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: object) -> list[SearchResult] | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            stored_at, value = entry
-            if self._clock() - stored_at >= self._ttl:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return list(value)
-
-    def put(self, key: object, value: list[SearchResult]) -> None:
-        if self._ttl <= 0:
-            return
-        with self._lock:
-            self._entries[key] = (self._clock(), list(value))
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error, what it wraps (ddgs passes exceptions as arguments), and what caused each."""
+    found: list[BaseException] = []
+    pending = [error]
+    while pending and len(found) < 10:
+        current = pending.pop()
+        if current in found:
+            continue
+        found.append(current)
+        pending += [a for a in current.args if isinstance(a, BaseException)]
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return found
 
 
-class DuckDuckGoBackend:
-    """DuckDuckGo images through `ddgs`, with a per-call timeout, retries and a short-lived cache.
+def classify(error: BaseException) -> EngineFailure:
+    causes = _causes(error)
+    names = {type(e).__name__ for e in causes}
+    text = " ".join(str(e) for e in causes).lower()
+    if "DNSError" in names or "dns error" in text or "name resolution" in text:
+        return EngineFailure(OFFLINE, "DNS lookup failed")
+    if "ConnectError" in names or "connection refused" in text:
+        return EngineFailure(OFFLINE, "connection failed")
+    if "TimeoutException" in names or "TimeoutError" in names or "timed out" in text:
+        return EngineFailure(TIMED_OUT, "timed out")
+    if "RatelimitException" in names or "ratelimit" in text or "vqd" in text or "403" in text:
+        return EngineFailure(RATE_LIMITED, "refused")
+    if "no results" in text:
+        return EngineFailure(NO_RESULTS, "no results (also what a refusal looks like)")
+    return EngineFailure(ENGINE_ERROR, clean_text(str(error), 120))
 
-    ddgs 9 reports a refusal (rate limit, missing vqd token, an HTTP 403 that leaves no results) as a plain
-    `DDGSException` and slowness as `TimeoutException` (a subclass): both are retried with jittered
-    exponential backoff. The cache means a person pressing the button twice does not hammer the engine.
-    An empty or blank query returns [] without calling the engine: there is nothing to search for, and the
-    caller still shows its concepts and the (empty) query, which explains the empty gallery.
-    """
 
-    name = "ddg"
+class Engine:
+    name = NAME
+    title = TITLE
+    supports_text_query = True
+    ranks_visually = False
+    filters_mature = True
+    empty_is_suspect = True
 
     def __init__(
         self,
+        backends: tuple[str, ...] = DEFAULT_BACKENDS,
         *,
-        client_factory: Callable[[float], ImagesClient] = _default_client,
-        timeout: float = 10,
-        retries: int = 3,
-        backoff: float = 1.0,
-        cache_ttl: float = 300,
-        cache_size: int = 128,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
+        timeout: float = 6.0,
+        client_factory: Callable[[float], ImagesClient] = default_client,
     ) -> None:
-        if retries < 1:
-            raise ValueError("retries counts tries and must be at least 1")
+        if not backends:
+            raise ValueError("ddg needs at least one ddgs backend")
+        self.backends = backends
+        self.timeout = timeout
+        self.cache_id = f"{NAME}:{','.join(backends)}"
         self._client_factory = client_factory
-        self._timeout = timeout
-        self._retries = retries
-        self._backoff = backoff
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._cache = _TTLCache(cache_ttl, cache_size, clock)
-
-    def backoff_delay(self, failures: int) -> float:
-        """Delay after the n-th failure (1-based): "equal jitter", half fixed and half random, so the delay
-        still grows exponentially while concurrent clients spread out."""
-        ceiling = self._backoff * 2 ** (failures - 1)
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
     def search(self, request: SearchRequest) -> list[SearchResult]:
-        query = " ".join(request.query.split())
-        if not query:
-            return []
-        key = (query, request.region, request.safesearch, request.max_results)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        rows = self._fetch_with_retries(query, request)
-        results = results_from_ddgs(rows)
-        self._cache.put(key, results)
-        return results
+        from ddgs.exceptions import DDGSException
 
-    def _fetch_with_retries(self, query: str, request: SearchRequest) -> list[dict[str, Any]]:
-        from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
-
-        last_error: Exception | None = None
-        for attempt in range(1, self._retries + 1):
-            try:
-                # A fresh client per try: ddgs picks a new browser impersonation for each client, which
-                # is what a retry after a refusal needs.
-                client = self._client_factory(self._timeout)
-                return client.images(
-                    query,
-                    region=request.region,
-                    safesearch=request.safesearch,
-                    max_results=request.max_results,
-                    backend="duckduckgo",
-                )
-            except DDGSException as error:
-                last_error = error
-                if attempt < self._retries:
-                    self._sleep(self.backoff_delay(attempt))
-        tries = f"{self._retries} {'try' if self._retries == 1 else 'tries'}"
-        if isinstance(last_error, TimeoutException):
-            raise SearchUnavailable(f"DuckDuckGo did not answer in time after {tries}.") from last_error
-        if isinstance(last_error, RatelimitException) or "no results" in str(last_error).lower():
-            raise SearchUnavailable(
-                "DuckDuckGo is rate-limiting requests; try again in a minute."
-            ) from last_error
-        # Other DDGSExceptions are usually refusals too (no vqd token) but may be a network failure:
-        # say both, with the detail, rather than guess.
-        raise SearchUnavailable(
-            f"DuckDuckGo is rate-limiting requests or cannot be reached; try again in a minute "
-            f"({tries}; last error: {last_error})."
-        ) from last_error
+        # A fresh client per search: ddgs picks a new browser impersonation for each client.
+        client = self._client_factory(self.timeout)
+        try:
+            rows = client.images(
+                request.query,
+                region=request.region,
+                safesearch=request.safesearch,
+                max_results=min(request.max_results, MAX_RESULTS),
+                backend=",".join(self.backends),
+            )
+        except DDGSException as error:
+            raise classify(error) from error
+        return parse(rows)[: request.max_results]

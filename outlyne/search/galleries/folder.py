@@ -383,6 +383,8 @@ class LocalGalleryBackend:
     """
 
     name = "local"
+    supports_text_query = False  # searches by embedding; the query's text embedding may be blended in
+    ranks_visually = True
 
     def __init__(self, folder: Path, encoder: Embedder, *, text_weight: float = 0.3) -> None:
         self.folder = Path(folder).expanduser().resolve()
