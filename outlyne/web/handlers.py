@@ -16,6 +16,7 @@ import gradio as gr
 import numpy as np
 
 from outlyne.concepts.file import parse_extra_concepts
+from outlyne.config import Config
 from outlyne.errors import EmptySketch, OutlyneError
 from outlyne.images import open_image
 from outlyne.pipeline import (
@@ -29,6 +30,7 @@ from outlyne.search.types import SAFESEARCH_LEVELS, SearchResult
 from outlyne.sketch import explain
 from outlyne.web import format as ui_format
 from outlyne.web.canvas import sketch_image
+from outlyne.web.startup import Preparation
 
 DEFAULT_MAX_RESULTS = SearchOptions().max_results
 MODEL_QUEUE = "pipeline"  # the concurrency group of every event that runs the encoder
@@ -38,7 +40,7 @@ MAX_RESULTS = 60
 T = TypeVar("T")
 
 
-def serving_concurrency(pipeline: Pipeline) -> int:
+def serving_concurrency(config: Config) -> int:
     """How many requests run at once; every model-using event shares this one limit.
 
     The encoder is compiled with PERFORMANCE_HINT=LATENCY, for which OpenVINO's optimal number of infer
@@ -48,7 +50,7 @@ def serving_concurrency(pipeline: Pipeline) -> int:
     CPU work inside OpenVINO instead of in Gradio's queue, where people can see their position.
     """
     model_requests = 1  # PERFORMANCE_HINT=LATENCY in outlyne.model.encoder
-    network_overlap = 1 if pipeline.backend is not None else 0
+    network_overlap = 1 if config.search != "none" else 0
     return model_requests + network_overlap
 
 
@@ -169,10 +171,15 @@ def _user_error(call: Callable[[], T]) -> T:
 
 
 class Handlers:
-    """The event handlers, bound to one pipeline."""
+    """The event handlers, bound to one pipeline (which may still be being prepared: web/startup.py)."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
+    def __init__(self, preparation: Preparation) -> None:
+        self.preparation = preparation
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """Waits for the first start's preparation; if it failed, every request says why in one line."""
+        return _user_error(self.preparation.get)
 
     def interrogate_options(self, settings: Settings, *, warn: bool) -> InterrogateOptions:
         """Unusable extra concepts are left out, with a warning when the person asked for something (not

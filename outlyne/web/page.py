@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import gradio as gr
 
-from outlyne.config import REPO_ROOT
+from outlyne.config import REPO_ROOT, Config
 from outlyne.pipeline import Pipeline
 from outlyne.search.types import SAFESEARCH_LEVELS
 from outlyne.web import format as ui_format
@@ -34,6 +34,7 @@ from outlyne.web.handlers import (
     WhyView,
 )
 from outlyne.web.live import READ_VERSION_JS, TOUCH_JS, score_view, version_box
+from outlyne.web.startup import Preparation
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 MAX_UPLOAD = "25mb"  # a large phone photo fits; the pipeline downscales anything big anyway
@@ -183,37 +184,56 @@ def example_files() -> list[Path]:
     return sorted(EXAMPLES_DIR.glob("*.png"))
 
 
-def build_demo(pipeline: Pipeline, extensions: Sequence[PageExtension] = ()) -> gr.Blocks:
+def build_demo(pipeline: Pipeline | Preparation, extensions: Sequence[PageExtension] = ()) -> gr.Blocks:
     return build_page(pipeline, extensions).demo
 
 
-def build_page(pipeline: Pipeline, extensions: Sequence[PageExtension] = ()) -> Page:
-    handlers = Handlers(pipeline)
+def build_page(pipeline: Pipeline | Preparation, extensions: Sequence[PageExtension] = ()) -> Page:
+    """The page for a built pipeline, or for one still being prepared (its progress is shown)."""
+    preparation = pipeline if isinstance(pipeline, Preparation) else Preparation.ready_with(pipeline)
+    handlers = Handlers(preparation)
     with gr.Blocks(title="Outlyne", analytics_enabled=False) as demo:
         gr.Markdown(
             "# Outlyne\nDraw something: Outlyne says what it looks like, shows why, and finds images "
             "that look like it.",
             elem_id="outlyne-header",
         )
+        _preparation_banner(preparation)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
-                inputs = _input_panel(pipeline, extensions)
+                inputs = _input_panel(extensions)
             with gr.Column(scale=1, min_width=320):
                 outputs = _output_panel()
         # Below both columns (on a phone: below the scores), what people change less often.
-        settings = _settings_panel(pipeline, inputs["upload"])
+        settings = _settings_panel(preparation.config, inputs["upload"])
         source = gr.State("sketch")
         version = version_box()
         page = Page(demo=demo, source=source, version=version, **inputs, **outputs, **settings)
         # The API first: private UI events still take names, and "search" must be the API's.
-        _api_endpoints(handlers, pipeline)
+        _api_endpoints(handlers, preparation.config)
         _wire_events(page, handlers)
         for extension in extensions:
             extension.wire(page)
     return page
 
 
-def _input_panel(pipeline: Pipeline, extensions: Sequence[PageExtension]) -> dict[str, Any]:
+def _preparation_banner(preparation: Preparation) -> None:
+    """While a first start prepares the model, one line says what it is doing, refreshed every second;
+    it disappears once the model is ready (the timer then stops)."""
+    if preparation.ready and not preparation.status():
+        return
+    banner = gr.Markdown(preparation.status(), elem_id="outlyne-preparing")
+    timer = gr.Timer(1.0)
+
+    def refresh() -> tuple[Any, Any]:
+        status = preparation.status()
+        return gr.Markdown(status, visible=bool(status)), gr.Timer(active=not preparation.ready)
+
+    private: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
+    timer.tick(refresh, None, [banner, timer], **private)
+
+
+def _input_panel(extensions: Sequence[PageExtension]) -> dict[str, Any]:
     with gr.Tabs(selected="sketch") as input_tabs:
         with gr.Tab("Sketch", id="sketch") as sketch_tab:
             sketch = sketch_canvas()
@@ -236,12 +256,12 @@ def _input_panel(pipeline: Pipeline, extensions: Sequence[PageExtension]) -> dic
     )
 
 
-def _settings_panel(pipeline: Pipeline, upload: gr.Image) -> dict[str, Any]:
-    with gr.Accordion("Settings", open=False):
+def _settings_panel(config: Config, upload: gr.Image) -> dict[str, Any]:
+    with gr.Accordion("Settings", open=False, elem_id="outlyne-settings"):
         top_k = gr.Slider(
             1,
             MAX_TOP_K,
-            value=pipeline.config.top_k,
+            value=config.top_k,
             step=1,
             label="Concepts to show (top-K)",
             elem_id="outlyne-top-k",
@@ -408,7 +428,7 @@ def _wire_events(page: Page, handlers: Handlers) -> None:
         ).then(search, page.drawing_inputs, page.search_outputs, **busy)
 
 
-def _api_endpoints(handlers: Handlers, pipeline: Pipeline) -> None:
+def _api_endpoints(handlers: Handlers, config: Config) -> None:
     """`interrogate`, `search` and `explain`: an image file in (gradio_client `handle_file(path)`), JSON out.
 
     Real (hidden) components rather than `gr.api`, so the uploaded file goes through Gradio's upload
@@ -418,7 +438,7 @@ def _api_endpoints(handlers: Handlers, pipeline: Pipeline) -> None:
     """
     with gr.Column(visible=False):
         image = gr.File(label="image", file_types=["image"], type="filepath")
-        top_k = gr.Number(value=pipeline.config.top_k, precision=0, label="top_k", minimum=1, maximum=50)
+        top_k = gr.Number(value=config.top_k, precision=0, label="top_k", minimum=1, maximum=50)
         max_results = gr.Number(
             value=DEFAULT_MAX_RESULTS, precision=0, label="max_results", minimum=1, maximum=100
         )
@@ -430,12 +450,12 @@ def _api_endpoints(handlers: Handlers, pipeline: Pipeline) -> None:
     gr.on([], handlers.api_explain, [image, label], result, api_name="explain", **shared)
 
 
-def launch_options(pipeline: Pipeline) -> dict[str, Any]:
+def launch_options(config: Config) -> dict[str, Any]:
     """Where Gradio may read files from: the examples and, for the local backend, the gallery folder
     (its thumbnails are file paths)."""
     allowed = [str(EXAMPLES_DIR)]
-    if pipeline.config.local_search_folder is not None:
-        allowed.append(str(pipeline.config.local_search_folder.resolve()))
+    if config.local_search_folder is not None:
+        allowed.append(str(config.local_search_folder.resolve()))
     return dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
