@@ -35,6 +35,10 @@ class SearchUnavailable(OutlyneError):
     """The image search backend failed (timeout, rate limit, network); the message says why."""
 
 
+class UnknownConcept(OutlyneError):
+    """A concept asked about by name (to explain it) is not in the bank or the person's own concepts."""
+
+
 class ConfigError(OutlyneError):
     """An OUTLYNE_* environment variable has a value that cannot be used."""
 

@@ -20,7 +20,7 @@ import numpy as np
 from outlyne.concepts.bank import ConceptBank, ExtraConceptCache
 from outlyne.concepts.file import Concept, ConceptScore
 from outlyne.config import Config
-from outlyne.errors import SearchUnavailable
+from outlyne.errors import SearchUnavailable, UnknownConcept
 from outlyne.model.embedder import Embedder
 from outlyne.progress import Progress
 from outlyne.query import build_query
@@ -30,6 +30,7 @@ from outlyne.search.fetch import FetchLimits
 from outlyne.search.report import Attempt
 from outlyne.search.rerank import rerank
 from outlyne.search.types import SearchBackend, SearchRequest, SearchResult
+from outlyne.sketch.explain import Heatmap, occlusion_heatmap
 from outlyne.sketch.normalize import NormalizedSketch, NormalizeOptions, normalize
 
 
@@ -120,6 +121,15 @@ class SearchOutcome:
         return data
 
 
+@dataclass(frozen=True)
+class Explanation:
+    sketch: NormalizedSketch
+    heatmap: Heatmap
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.heatmap.to_json(), "bbox": list(self.sketch.bbox) if self.sketch.bbox else None}
+
+
 class StageTimer:
     """Collects wall-clock milliseconds per named stage, in the order the stages ran."""
 
@@ -186,6 +196,20 @@ class Pipeline:
             query = build_query(concepts)
         return Interrogation(sketch, embedding, concepts, query, timer.snapshot())
 
+    def explain(self, image: Any, label: str, options: InterrogateOptions | None = None) -> Explanation:
+        """Which parts of the drawing raise or lower `label`'s score (outlyne.sketch.explain)."""
+        options = options or InterrogateOptions(top_k=self.config.top_k)
+        sketch = normalize(image, options.normalize)
+        bank = self._bank_with(options.extra_concepts)
+        wanted = " ".join(str(label).split()).casefold()
+        index = next((i for i, c in enumerate(bank.concepts) if c.label.casefold() == wanted), None)
+        if index is None:
+            raise UnknownConcept(f'"{str(label)[:80]}" is not one of the concepts.')
+        heatmap = occlusion_heatmap(
+            sketch.model_image, bank.concepts[index].label, bank.embeddings[index], self.encoder
+        )
+        return Explanation(sketch, heatmap)
+
     def _bank_with(self, extra: tuple[Concept, ...]) -> ConceptBank:
         if not extra:
             return self.bank
@@ -234,12 +258,15 @@ class Pipeline:
             return
 
         target = interrogation.embedding if interrogation else None
+        # A typed query is what the person asked for: a gallery (ranked by the vector it is given, not by
+        # words) is then ranked by the query's text embedding instead of the drawing's.
+        typed_gallery = query is not None and not self.backend.supports_text_query
         text_embedding = None
         blend = not self.backend.supports_text_query and options.text_weight > 0
-        if search_query and (target is None or blend):
+        if search_query and (target is None or typed_gallery or blend):
             with timer.stage("embed_query"):
                 text_embedding = self.encoder.embed_texts([search_query])[0]
-        if target is None:
+        if target is None or (typed_gallery and text_embedding is not None):
             target = text_embedding
 
         request = SearchRequest(

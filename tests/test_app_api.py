@@ -41,9 +41,9 @@ def _save(tmp_path: Path, name: str, pixels: np.ndarray) -> Path:
     return path
 
 
-def test_the_api_is_exactly_interrogate_and_search(client: Client) -> None:
+def test_the_api_is_exactly_interrogate_search_and_explain(client: Client) -> None:
     api = client.view_api(print_info=False, return_format="dict")
-    assert set(api["named_endpoints"]) == {"/interrogate", "/search"}
+    assert set(api["named_endpoints"]) == {"/interrogate", "/search", "/explain"}
     assert api["unnamed_endpoints"] == {}
     parameters = [p["parameter_name"] for p in api["named_endpoints"]["/search"]["parameters"]]
     assert parameters == ["image", "top_k", "max_results"]
@@ -114,6 +114,22 @@ def test_no_image_at_all_gives_the_same_error(client: Client) -> None:
         client.predict(None, api_name="/search")
 
 
+def test_explain_returns_a_heatmap_grid_for_a_concept(client: Client, drawing: Path) -> None:
+    top = client.predict(handle_file(str(drawing)), api_name="/interrogate")["concepts"][0]["label"]
+    result = client.predict(handle_file(str(drawing)), label=top, api_name="/explain")
+    assert result["label"] == top
+    grid = result["grid"]
+    assert len(grid) >= 2 and all(len(row) == len(grid) for row in grid)
+    row, column = result["peak_cell"]
+    assert grid[row][column] == max(max(r) for r in grid)
+    assert result["runs"] >= 2  # the drawing itself and at least one erased cell
+
+
+def test_explaining_an_unknown_concept_says_so(client: Client, drawing: Path) -> None:
+    with pytest.raises(AppError, match="is not one of the concepts"):
+        client.predict(handle_file(str(drawing)), label="no such thing at all", api_name="/explain")
+
+
 def test_a_file_that_is_not_an_image_is_refused_in_plain_words(client: Client, tmp_path: Path) -> None:
     path = tmp_path / "notes.png"
     path.write_bytes(b"this is not a picture")
@@ -141,3 +157,4 @@ def test_the_documented_snippet_works_as_written(app: AppServer) -> None:
     assert completed.returncode == 0, completed.stderr
     assert "query:" in completed.stdout
     assert "drawing-" in completed.stdout  # a search result from the test gallery
+    assert "why:" in completed.stdout

@@ -1,26 +1,28 @@
 """The page as a person uses it: Debian's chromium driven by Playwright against `python app.py`.
 
-Draw with the mouse, watch the concept scores appear while drawing, press Search, see thumbnails, look at
-the other tabs. Screenshots go to artifacts/ (gitignored) for people to look at; nothing here measures time.
+Draw with the mouse, watch the scores follow the paper (through undo, clear and tab switches), ask why,
+search, and check that the page fits a phone and a laptop screen. Every wait is on the page's state (the
+score view's echoed version against the page's own, web/live.py), never on time; nothing here measures
+time. Screenshots go to artifacts/ (gitignored) for people to look at.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import playwright.sync_api as playwright_api  # a missing Playwright must fail, not skip
 import pytest
 
-from outlyne.web.page import CANVAS_SIZE, example_files
+from outlyne.web.page import example_files
 from outlyne_dev.app_server import ROOT, AppServer
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page
+    from playwright.sync_api import Browser, Locator, Page, Request
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
@@ -37,100 +39,237 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = ROOT / "artifacts"
-WAIT_MS = 60_000  # generous: two shared cores; a timeout here means "never happened", not "slow"
+WAIT_MS = 120_000  # generous: two shared cores; a timeout here means "never happened", not "slow"
 expect.set_options(timeout=WAIT_MS)  # expect() has its own 5 s default, apart from the page's
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+# True when the score view shows the answer to the page's latest change (web/live.py).
+SETTLED_JS = """() => {
+  const view = document.getElementById('outlyne-concepts');
+  const shown = view && view.querySelector('[data-version]');
+  return Boolean(window.outlyne && shown && Number(shown.dataset.version) === window.outlyne.want
+    && !view.classList.contains('outlyne-pending'));
+}"""
+
+
+@dataclass
+class Traffic:
+    """The page's requests to the server, by kind."""
+
+    joins: list[str] = field(default_factory=list)  # /gradio_api/queue/join: one per event run
+    uploads: list[str] = field(default_factory=list)  # /gradio_api/upload
+
+    def record(self, request: Request) -> None:
+        if request.method != "POST":
+            return
+        if "/queue/join" in request.url:
+            self.joins.append(request.post_data or "")
+        elif "/upload" in request.url:
+            self.uploads.append(request.url)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
+        pytest.fail("Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
     with playwright_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 
 
+def _open(browser: Browser, app: AppServer, viewport: dict[str, int]) -> tuple[Page, Traffic]:
+    context = browser.new_context(viewport=viewport, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    traffic = Traffic()
+    page.on("request", traffic.record)
+    page.goto(app.url)
+    expect(page.locator("#outlyne-sketch canvas[data-ready=true]")).to_be_visible()  # its script ran
+    return page, traffic
+
+
 @pytest.fixture
 def page(browser: Browser, app: AppServer) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
-    opened = context.new_page()
-    opened.set_default_timeout(WAIT_MS)
-    opened.goto(app.url)
-    expect(opened.locator("#outlyne-sketch canvas").first).to_be_visible()
+    opened, _ = _open(browser, app, LAPTOP)
     yield opened
-    context.close()
+    opened.context.close()
+
+
+@pytest.fixture
+def watched(browser: Browser, app: AppServer) -> Iterator[tuple[Page, Traffic]]:
+    opened, traffic = _open(browser, app, LAPTOP)
+    yield opened, traffic
+    opened.context.close()
 
 
 def _screenshot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / name))
 
 
-def _paper_box(page: Page) -> dict[str, float]:
-    """The drawing area: the canvas element spans the whole editor; the paper is centred in it."""
-    box = page.locator("#outlyne-sketch canvas").first.bounding_box()
+def _settle(page: Page) -> None:
+    page.wait_for_function(SETTLED_JS)
+
+
+def _paper(page: Page) -> dict[str, float]:
+    box = page.locator("#outlyne-sketch canvas").bounding_box()
     assert box is not None
     return box
 
 
+def _stroke(page: Page, points: list[tuple[float, float]]) -> None:
+    """One stroke with the mouse; points are fractions of the paper's width and height."""
+    box = _paper(page)
+    absolute = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*absolute[0])
+    page.mouse.down()
+    for point in absolute[1:]:
+        page.mouse.move(*point, steps=2)
+    page.mouse.up()
+
+
+HOUSE = [
+    [(0.3, 0.5), (0.3, 0.8), (0.7, 0.8), (0.7, 0.5), (0.3, 0.5)],
+    [(0.25, 0.5), (0.5, 0.25), (0.75, 0.5)],
+    [(0.5 + 0.06 * math.cos(a / 6 * math.tau), 0.65 + 0.06 * math.sin(a / 6 * math.tau)) for a in range(7)],
+]
+
+
 def _draw_house(page: Page) -> None:
-    """A few strokes with the mouse, like a person: a box, a roof and a hexagonal window."""
-    box = _paper_box(page)
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    side = min(box["width"], box["height"]) * 0.25
-
-    def stroke(points: list[tuple[float, float]]) -> None:
-        # One mouse event per corner: the brush draws straight segments between them, and every event
-        # costs a software-rendered canvas frame in headless chromium, slow on a loaded machine.
-        page.mouse.move(*points[0])
-        page.mouse.down()
-        for point in points[1:]:
-            page.mouse.move(*point)
-        page.mouse.up()
-
-    stroke(
-        [(cx - side, cy), (cx - side, cy + side), (cx + side, cy + side), (cx + side, cy), (cx - side, cy)]
-    )
-    stroke([(cx - side * 1.2, cy), (cx, cy - side), (cx + side * 1.2, cy)])
-    radius = side * 0.25
-    stroke(
-        [
-            (cx + radius * math.cos(a / 6 * math.tau), cy + side / 2 + radius * math.sin(a / 6 * math.tau))
-            for a in range(7)
-        ]
-    )
+    for points in HOUSE:
+        _stroke(page, points)
 
 
 def _tab(page: Page, name: str) -> Locator:
     return page.get_by_role("tab", name=name, exact=True)
 
 
-def test_canvas_is_ready_to_draw_when_the_page_opens(page: Page) -> None:
-    # A default Gradio 6 Sketchpad asks to "select the draw tool" and ignores strokes until then.
-    expect(page.get_by_text("select the draw tool to start")).to_have_count(0)
-    brush = page.locator('#outlyne-sketch button[aria-label="Brush"]')
-    expect(brush).to_have_class(re.compile(r"\bhighlight\b"))
-    # The paper is shown at most of the editor's width, not a third of it: its zoom level times the
-    # canvas size, against the editor's width.
-    zoom = page.locator("#outlyne-sketch").get_by_text(re.compile(r"^\d+%$"))
-    percent = int(zoom.inner_text().rstrip("%"))
-    editor = page.locator("#outlyne-sketch").bounding_box()
-    assert editor is not None
-    assert CANVAS_SIZE[0] * percent / 100 > 0.75 * editor["width"]
-    _screenshot(page, "app-opened.png")
+def _best_guess(page: Page) -> Locator:
+    return page.locator("#outlyne-best-guess")
 
 
-def test_draw_see_live_scores_search_and_browse_the_tabs(page: Page) -> None:
-    _draw_house(page)
+def _inside(box: dict[str, float] | None, viewport: dict[str, int]) -> bool:
+    return (
+        box is not None
+        and box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= viewport["width"] + 0.5
+        and box["y"] + box["height"] <= viewport["height"] + 0.5
+    )
 
-    # Live: the concept bars fill in while drawing, without pressing anything.
-    top_concept = page.locator('#outlyne-concepts [data-testid="label-output-value"]')
-    expect(top_concept).not_to_be_empty()
-    expect(page.locator("#outlyne-concepts .confidence-set")).to_have_count(5)
+
+# -- live scores ---------------------------------------------------------------------------------------
+
+
+def test_each_stroke_is_scored_once_and_uploads_nothing(watched: tuple[Page, Traffic]) -> None:
+    page, traffic = watched
+    _settle(page)
+    for number, points in enumerate(HOUSE, start=1):
+        joins_before = len(traffic.joins)
+        _stroke(page, points)
+        _settle(page)
+        # One run per settled drawing: the stroke's scoring request and nothing else.
+        assert len(traffic.joins) - joins_before == 1, f"stroke {number}"
+        expect(_best_guess(page)).not_to_be_empty()
+    assert traffic.uploads == []  # the drawing travels inside the event: no upload at all
     _screenshot(page, "app-live-scores.png")
 
-    page.get_by_role("button", name="Search", exact=True).click()
+
+def test_a_quick_burst_of_strokes_ends_on_the_scores_of_the_last_drawing(
+    watched: tuple[Page, Traffic],
+) -> None:
+    page, traffic = watched
+    _settle(page)
+    joins_before = len(traffic.joins)
+    want_before = page.evaluate("window.outlyne.want")
+    _draw_house(page)  # three strokes, no waiting in between
+    _settle(page)
+    want = page.evaluate("window.outlyne.want")
+    assert want == want_before + len(HOUSE)  # every stroke raised the page's version...
+    assert 1 <= len(traffic.joins) - joins_before <= len(HOUSE)  # ...runs it overtook may be dropped
+    shown = page.locator("#outlyne-concepts [data-version]").get_attribute("data-version")
+    assert shown == str(want)
+
+
+def test_undo_clear_and_tab_switches_keep_the_scores_those_of_the_paper(page: Page) -> None:
+    bars = page.locator("#outlyne-concepts .outlyne-bar")
+    _draw_house(page)
+    _settle(page)
+    expect(_best_guess(page)).not_to_be_empty()
+    expect(bars).to_have_count(4)  # top-5: the best guess and four bars
+
+    page.locator("#outlyne-sketch [data-action=undo]").click()
+    _settle(page)
+    expect(_best_guess(page)).not_to_be_empty()
+
+    page.locator("#outlyne-sketch [data-action=clear]").click()
+    _settle(page)
+    expect(_best_guess(page)).to_have_count(0)  # a blank paper: no scores, a hint instead
+    expect(page.locator("#outlyne-concepts")).to_contain_text("Draw something")
+
+    page.locator("#outlyne-sketch [data-action=undo]").click()  # a clear can be undone
+    _settle(page)
+    expect(_best_guess(page)).not_to_be_empty()
+
+    _tab(page, "Upload").click()
+    _settle(page)
+    expect(_best_guess(page)).to_have_count(0)  # nothing uploaded yet
+    _tab(page, "Sketch").click()
+    _settle(page)
+    expect(_best_guess(page)).not_to_be_empty()  # the drawing is still there and scored again
+    expect(bars).to_have_count(4)
+
+
+def test_a_settings_change_rescores_at_once(page: Page) -> None:
+    _draw_house(page)
+    _settle(page)
+    page.locator("#outlyne-settings").get_by_role("button").first.click()
+    number = page.locator("#outlyne-top-k input[type=number]")
+    number.fill("8")
+    number.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('#outlyne-concepts .outlyne-bar').length === 7")
+    _settle(page)
+
+
+def test_a_file_that_is_not_an_image_gets_one_plain_sentence(page: Page, tmp_path: Path) -> None:
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("these are words, not pixels\n")
+    _tab(page, "Upload").click()
+    _settle(page)
+    page.locator("#outlyne-sketch ~ * input[type=file], input[type=file]").first.set_input_files(
+        str(not_an_image)
+    )
+    _settle(page)
+    view = page.locator("#outlyne-concepts")
+    expect(view).to_contain_text("is not a PNG, JPEG, WebP, GIF or BMP image")
+    assert "/tmp" not in view.inner_text()
+
+
+# -- why -------------------------------------------------------------------------------------------------
+
+
+def test_tapping_a_concept_shows_its_heatmap(page: Page) -> None:
+    _draw_house(page)
+    _settle(page)
+    expect(page.locator("#outlyne-why-caption")).to_contain_text("Tap a concept")
+    second = page.locator("#outlyne-concepts .outlyne-bar").first
+    label = second.get_attribute("data-label")
+    second.click()
+    expect(_tab(page, "Why")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#outlyne-why-caption")).to_contain_text(f"Why “{label}”")
+    expect(page.locator("#outlyne-why img")).to_be_visible()
+    _screenshot(page, "app-why.png")
+
+
+# -- search ----------------------------------------------------------------------------------------------
+
+
+def test_draw_search_and_browse_the_tabs(page: Page) -> None:
+    _draw_house(page)
+    _settle(page)
+    page.locator("#outlyne-search").click()
 
     # The Results tab comes forward by itself, with thumbnails from the local gallery.
     expect(_tab(page, "Results")).to_have_attribute("aria-selected", "true")
@@ -141,38 +280,69 @@ def test_draw_see_live_scores_search_and_browse_the_tabs(page: Page) -> None:
     expect(page.locator("#outlyne-timings")).to_contain_text("total")
     _screenshot(page, "app-results.png")
 
-    _tab(page, "Normalized sketch").click()
-    expect(page.locator("#outlyne-normalized img")).to_be_visible()
-
     _tab(page, "Query").click()
-    expect(page.locator("#outlyne-query textarea")).not_to_have_value("")
-    _screenshot(page, "app-query.png")
+    expect(page.locator("#outlyne-query input")).not_to_have_value("")
 
 
-def test_clearing_the_canvas_leaves_it_ready_to_draw_again(page: Page) -> None:
-    bars = page.locator("#outlyne-concepts .confidence-set")
-    _draw_house(page)
-    expect(bars).to_have_count(5)
-    # Gradio's own reset after "Clear canvas" deselects the brush; the page re-selects it.
-    page.locator('#outlyne-sketch button[aria-label="Clear canvas"]').click()
-    expect(bars).to_have_count(0)  # an empty canvas clears the scores rather than erroring
-    expect(page.locator('#outlyne-sketch button[aria-label="Brush"]')).to_have_class(
-        re.compile(r"\bhighlight\b")
-    )
-    _draw_house(page)
-    expect(bars).to_have_count(5)
+def test_enter_in_the_query_box_searches_with_the_typed_text(page: Page) -> None:
+    _tab(page, "Query").click()
+    box = page.locator("#outlyne-query input")
+    box.fill("zigzag circle")
+    box.press("Enter")
+    expect(_tab(page, "Results")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#outlyne-status")).to_contain_text("images from the local gallery")
+    expect(page.locator("#outlyne-gallery img").first).to_be_visible()
 
 
 def test_searching_with_an_empty_canvas_says_draw_something_first(page: Page) -> None:
-    page.get_by_role("button", name="Search", exact=True).click()
+    page.locator("#outlyne-search").click()
     expect(page.get_by_text("Draw something first").first).to_be_visible()
 
 
 def test_an_example_is_one_click_away_from_results(page: Page) -> None:
-    if not example_files():
-        pytest.skip("no example drawings in examples/")
+    assert example_files(), "the repository ships example drawings in examples/"
     page.locator("#outlyne-examples img").first.click()
     expect(_tab(page, "Upload")).to_have_attribute("aria-selected", "true")
     expect(_tab(page, "Results")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#outlyne-gallery img").first).to_be_visible()
-    _screenshot(page, "app-example.png")
+    _settle(page)
+    expect(_best_guess(page)).not_to_be_empty()
+
+
+# -- layout ----------------------------------------------------------------------------------------------
+
+
+def test_on_a_laptop_the_paper_search_and_best_guess_are_seen_together(page: Page) -> None:
+    _draw_house(page)
+    _settle(page)
+    assert page.evaluate("window.scrollY") == 0
+    paper = _paper(page)
+    search = page.locator("#outlyne-search").bounding_box()
+    best = _best_guess(page).bounding_box()
+    for name, box in (("paper", paper), ("Search", search), ("best guess", best)):
+        assert _inside(box, LAPTOP), f"the {name} is not fully on screen: {box}"
+    # Two columns: the scores sit beside the paper, not below it, so no half of the page stays empty.
+    assert best is not None and best["x"] > paper["x"] + paper["width"]
+    _screenshot(page, "app-laptop.png")
+
+
+def test_on_a_phone_the_paper_spans_the_width_and_the_best_guess_is_above_the_fold(
+    browser: Browser, app: AppServer
+) -> None:
+    page, _ = _open(browser, app, PHONE)
+    try:
+        paper = _paper(page)
+        assert paper["width"] >= 0.9 * PHONE["width"], paper
+        _draw_house(page)
+        _settle(page)
+        assert page.evaluate("window.scrollY") == 0
+        assert _inside(_best_guess(page).bounding_box(), PHONE)
+        # Every tab is a visible button of its own (no "more" overflow menu hides one).
+        for name in ("Sketch", "Upload", "Why", "Query", "Results"):
+            tab = _tab(page, name)
+            expect(tab).to_be_visible()
+            box = tab.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], name
+        _screenshot(page, "app-phone.png")
+    finally:
+        page.context.close()

@@ -45,17 +45,28 @@ SCORES = [
 ]
 
 
-def test_label_value_maps_each_concept_to_its_probability_best_first() -> None:
-    value = ui_format.concept_label_value(SCORES)
-    assert list(value) == ["cat", "dog"]
-    assert value["cat"] == 0.6123
-    assert json.dumps(value)  # gr.Label sends it as JSON
+def test_the_score_view_shows_the_best_guess_large_and_the_rest_as_bars() -> None:
+    view = ui_format.scores_html(SCORES, 7)
+    assert 'data-version="7"' in view  # echoed for the page's staleness check
+    best = view[view.index('id="outlyne-best-guess"') :]
+    assert best.index("cat") < best.index("61%") < best.index("outlyne-bars")
+    assert view.count('class="outlyne-bar"') == 1  # the next ones: dog
+    assert "<td>0.1523</td>" in view  # raw cosines, folded away in "Raw scores"
 
 
-def test_concept_table_keeps_probability_and_raw_cosine() -> None:
-    rows = ui_format.concept_table(SCORES)
-    assert len(ui_format.CONCEPT_TABLE_HEADERS) == len(rows[0])
-    assert rows[0] == ["cat", "animal", 0.6123, 0.1523]
+def test_the_score_view_escapes_labels_people_typed() -> None:
+    typed = [ConceptScore('<img src=x onerror="alert(1)">', "custom", 0.5, 0.1)]
+    view = ui_format.scores_html(typed, 1)
+    assert "<img" not in view and "&lt;img" in view
+
+
+def test_an_empty_score_view_is_a_hint_with_its_version() -> None:
+    view = ui_format.scores_html([], 3, hint="The uploaded file is not a PNG, JPEG, WebP, GIF or BMP image.")
+    assert 'data-version="3"' in view and "not a PNG" in view and "outlyne-best-guess" not in view
+
+
+def test_percentages_keep_small_differences_visible() -> None:
+    assert [ui_format.percent(p) for p in (0.873, 0.0123, 0.000123, 0.0)] == ["87%", "1.2%", "0.012%", "0%"]
 
 
 def test_caption_puts_similarity_first_and_shortens_long_titles() -> None:
@@ -150,7 +161,10 @@ def test_status_says_where_the_results_come_from_and_their_order() -> None:
 
 def test_status_explains_failures_and_empty_answers() -> None:
     failed = _Outcome([], warning="The image search failed: rate limited (3 tries).")
-    assert ui_format.search_status(failed) == "No results: The image search failed: rate limited (3 tries)."
+    assert ui_format.search_status(failed) == "The image search failed: rate limited (3 tries)."
+    # An engine's page-long answer becomes one short sentence.
+    chatty = _Outcome([], warning="The image search failed: 403 Forbidden. " + "<html> details " * 40)
+    assert ui_format.search_status(chatty) == "The image search failed: 403 Forbidden."
     assert "turned off" in ui_format.search_status(_Outcome([], backend="none"))
     assert ui_format.search_status(_Outcome([], backend="local")).startswith(
         'No images found for "cat animal"'

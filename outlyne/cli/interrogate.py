@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from outlyne.config import Config
+from outlyne.errors import OutlyneError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,6 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=5, help="how many concepts to report (default 5)")
     parser.add_argument("--concepts", type=Path, help="a concepts file instead of OUTLYNE_CONCEPTS")
     parser.add_argument("--save-normalized", type=Path, metavar="OUT.png", help="save what the model saw")
+    parser.add_argument(
+        "--explain",
+        metavar="LABEL",
+        help="also explain one concept: which parts of the drawing raise or lower its score",
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="HEAT.png", help="with --explain: save the heatmap over the drawing"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 
@@ -30,15 +39,28 @@ def run(args: argparse.Namespace) -> int:
     config = Config.from_env()
     if args.concepts:
         config = config.with_options(concepts_path=args.concepts)
+    if args.out and not args.explain:
+        raise OutlyneError("--out saves the heatmap of --explain LABEL: name the concept too.")
     pipeline = get_pipeline(config, progress=progress_to_stderr)
     result = pipeline.interrogate(args.image, InterrogateOptions(top_k=args.top_k))
+    explanation = pipeline.explain(args.image, args.explain) if args.explain else None
+    if explanation is not None and args.out:
+        from PIL import Image
+
+        from outlyne.sketch.explain import overlay
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(overlay(explanation.sketch.display_image, explanation.heatmap)).save(args.out)
     if args.save_normalized:
         from PIL import Image
 
         args.save_normalized.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(result.sketch.model_image).save(args.save_normalized)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        data = result.to_json()
+        if explanation is not None:
+            data["explain"] = explanation.to_json()
+        print(json.dumps(data, indent=2))
         return 0
     width = max(len(c.label) for c in result.concepts)
     for concept in result.concepts:
@@ -46,4 +68,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{concept.label:<{width}}  {concept.score:6.3f}  cos {concept.cosine:+.3f}  {bar}")
     print(f"query: {result.query}")
     print("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
+    if explanation is not None:
+        heatmap = explanation.heatmap
+        row, column = heatmap.peak_cell
+        n = heatmap.grid.shape[0]
+        print(
+            f"why {heatmap.label}: strongest part in row {row + 1}, column {column + 1} of a {n}x{n} grid "
+            f"({heatmap.runs} runs, {heatmap.elapsed_ms:.0f} ms)"
+            + (f"; heatmap saved to {args.out}" if args.out else "")
+        )
     return 0

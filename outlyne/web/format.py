@@ -6,17 +6,41 @@ result objects (concept scores, search results, timings) and return dicts, lists
 
 from __future__ import annotations
 
+import html
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the real types; at run time any object with these attributes will do
     from outlyne.concepts.file import ConceptScore
     from outlyne.pipeline import SearchOutcome
     from outlyne.search.types import SearchResult
+    from outlyne.sketch.explain import Heatmap
 
-CONCEPT_TABLE_HEADERS = ["concept", "group", "probability", "cosine"]
+
+# The score view's look: the best guess reads at a glance, the rest as quiet bars; dimmed while a newer
+# drawing is being scored (the class is set by web/live.py; the delay keeps fast runs from flickering).
+SCORES_CSS = """
+.outlyne-scores { display: flex; flex-direction: column; gap: 6px; transition: opacity .2s ease .25s; }
+.outlyne-scores :where(button) { all: unset; cursor: pointer; box-sizing: border-box; }
+.outlyne-scores :where(button):focus-visible { outline: 2px solid var(--color-accent); }
+.outlyne-best { display: block; padding: 2px 0; }
+.outlyne-best-label { font-size: 2rem; font-weight: 700; line-height: 1.15; }
+.outlyne-best-value { font-size: 1.4rem; font-weight: 600; color: var(--color-accent); margin-left: .4em; }
+.outlyne-bars { display: flex; flex-direction: column; gap: 3px; }
+.outlyne-bar { display: grid; grid-template-columns: minmax(6em, 40%) 1fr 3.5em; gap: 8px;
+  align-items: center; width: 100%; font-size: var(--text-md); }
+.outlyne-bar-label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.outlyne-bar-track { height: 10px; border-radius: 5px; background: var(--background-fill-secondary); }
+.outlyne-bar-track > span { display: block; height: 100%; border-radius: 5px; opacity: .7;
+  background: var(--color-accent); }
+.outlyne-bar-value { text-align: right; font-variant-numeric: tabular-nums;
+  color: var(--body-text-color-subdued); }
+.outlyne-raw summary { cursor: pointer; color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+.outlyne-raw table { font-size: var(--text-sm); font-variant-numeric: tabular-nums; }
+.outlyne-hint { color: var(--body-text-color-subdued); margin: 0; }
+"""
 
 # Names people know, for the status line; anything else is shown as the backend reports it.
 BACKEND_NAMES = {
@@ -35,14 +59,73 @@ STAGE_ORDER = ("normalize", "embed", "score", "query", "embed_query", "search", 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
 
 
-def concept_label_value(concepts: Iterable[ConceptScore]) -> dict[str, float]:
-    """{label: probability} for gr.Label, best first (labels are unique within a bank)."""
-    return {c.label: round(float(c.score), 4) for c in concepts}
+def percent(probability: float) -> str:
+    """0.873 -> "87%"; small values keep a significant digit so a real difference never reads as "0%"."""
+    value = float(probability) * 100
+    if value >= 10 or value == 0:
+        return f"{value:.0f}%"
+    if value >= 1:
+        return f"{value:.1f}%"
+    return f"{value:.2g}%"
 
 
-def concept_table(concepts: Iterable[ConceptScore]) -> list[list[Any]]:
-    """Rows for the "raw scores" table: the probability and the cosine it came from."""
-    return [[c.label, c.group, round(float(c.score), 4), round(float(c.cosine), 4)] for c in concepts]
+def scores_html(concepts: Sequence[ConceptScore], version: int, *, hint: str = "") -> str:
+    """The score view as HTML: the best guess large with its probability (`#outlyne-best-guess`), the
+    next ones as bars, and the raw cosines folded away. Every concept is a button that asks "why?".
+
+    `version` is echoed as `data-version` for the page's staleness check (web/live.py); labels may come
+    from a person's own concepts, so every text is escaped."""
+    opening = f'<div class="outlyne-scores" data-version="{int(version)}">'
+    if not concepts:
+        message = html.escape(hint or "Draw something: what it looks like shows here.")
+        return f'{opening}<p class="outlyne-hint">{message}</p></div>'
+    best, rest = concepts[0], concepts[1:]
+    widest = max(float(c.score) for c in concepts) or 1.0
+    best_guess = (
+        f'<span id="outlyne-best-guess"><span class="outlyne-best-label">{html.escape(best.label)}</span> '
+        f'<span class="outlyne-best-value">{percent(best.score)}</span></span>'
+    )
+    bars = "".join(
+        _why_button(
+            c.label,
+            "outlyne-bar",
+            f'<span class="outlyne-bar-label">{html.escape(c.label)}</span>'
+            f'<span class="outlyne-bar-track"><span style="width:{100 * float(c.score) / widest:.1f}%">'
+            f'</span></span><span class="outlyne-bar-value">{percent(c.score)}</span>',
+        )
+        for c in rest
+    )
+    header = "".join(f"<th>{name}</th>" for name in ("concept", "group", "probability", "cosine"))
+    rows = "".join(
+        f"<tr><td>{html.escape(c.label)}</td><td>{html.escape(c.group or '')}</td>"
+        f"<td>{float(c.score):.4f}</td><td>{float(c.cosine):.4f}</td></tr>"
+        for c in concepts
+    )
+    return (
+        f"{opening}{_why_button(best.label, 'outlyne-best', best_guess)}"
+        f'<div class="outlyne-bars">{bars}</div>'
+        '<details class="outlyne-raw"><summary>Raw scores</summary>'
+        f"<table><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table></details></div>"
+    )
+
+
+def _why_button(label: str, css_class: str, content: str) -> str:
+    quoted = html.escape(label, quote=True)
+    attributes = f'type="button" class="{css_class}" data-label="{quoted}" title="Why {quoted}?"'
+    return f"<button {attributes}>{content}</button>"
+
+
+def why_caption(heatmap: Heatmap) -> str:
+    """One line under the heatmap: how to read it, and what it is made of."""
+    n = heatmap.grid.shape[0]
+    return (
+        f"**Why “{escape_markdown(heatmap.label)}”**: red parts of the drawing raise its score, blue parts "
+        f"lower it. <small>Each of the {n}×{n} cells with ink was erased in turn "
+        f"({heatmap.runs} runs, {_ms(heatmap.elapsed_ms)}).</small>"
+    )
+
+
+WHY_HINT = "Tap a concept in the list to see which parts of the drawing raise or lower its score."
 
 
 def escape_markdown(text: str) -> str:
@@ -149,7 +232,7 @@ def search_status(outcome: SearchOutcome) -> str:
     """What the gallery shows right now, in one sentence (plus what was left out, when anything was)."""
     where = backend_name(outcome.backend)
     if outcome.warning:
-        return f"No results: {outcome.warning}"
+        return one_sentence(outcome.warning)
     if outcome.backend == "none":
         return "Image search is turned off on this server (OUTLYNE_SEARCH=none)."
     count = len(outcome.results)
@@ -167,6 +250,17 @@ def search_status(outcome: SearchOutcome) -> str:
             reasons.append(f"near-duplicates ({outcome.duplicates_collapsed})")
         text += f" Left out: {', '.join(reasons)}."
     return text
+
+
+def one_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of a message, at most `limit` characters: engines can answer with a page of
+    text, and a status line is read at a glance."""
+    text = " ".join(text.split())
+    for end in (". ", "; ", "\n"):
+        if end in text:
+            text = text[: text.index(end) + 1].rstrip(";") + ("" if end == ". " else ".")
+            break
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _reason(reason: str) -> str:

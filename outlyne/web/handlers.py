@@ -1,14 +1,24 @@
-"""The page's event handlers and the values they put into the page's components."""
+"""The page's event handlers: small typed requests in, small typed views out.
+
+The handlers know the pipeline, not the page: `Drawing` and `Settings` say what the person is showing and
+has chosen; `ScoresView`, `SearchView` and `WhyView` say what to show. web/page.py reads components into
+the requests and writes the views into components. The pipeline is read, never changed: every per-request
+choice travels as an options object.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import gradio as gr
+import numpy as np
 
 from outlyne.concepts.file import parse_extra_concepts
+from outlyne.config import Config
 from outlyne.errors import EmptySketch, OutlyneError
+from outlyne.images import open_image
 from outlyne.pipeline import (
     InterrogateOptions,
     Interrogation,
@@ -16,13 +26,21 @@ from outlyne.pipeline import (
     SearchOptions,
     SearchOutcome,
 )
+from outlyne.search.types import SAFESEARCH_LEVELS, SearchResult
+from outlyne.sketch import explain
 from outlyne.web import format as ui_format
+from outlyne.web.canvas import sketch_image
+from outlyne.web.startup import Preparation
 
 DEFAULT_MAX_RESULTS = SearchOptions().max_results
 MODEL_QUEUE = "pipeline"  # the concurrency group of every event that runs the encoder
+MAX_TOP_K = 20
+MAX_RESULTS = 60
+
+T = TypeVar("T")
 
 
-def serving_concurrency(pipeline: Pipeline) -> int:
+def serving_concurrency(config: Config) -> int:
     """How many requests run at once; every model-using event shares this one limit.
 
     The encoder is compiled with PERFORMANCE_HINT=LATENCY, for which OpenVINO's optimal number of infer
@@ -32,108 +50,177 @@ def serving_concurrency(pipeline: Pipeline) -> int:
     CPU work inside OpenVINO instead of in Gradio's queue, where people can see their position.
     """
     model_requests = 1  # PERFORMANCE_HINT=LATENCY in outlyne.model.encoder
-    network_overlap = 1 if pipeline.backend is not None else 0
+    network_overlap = 1 if config.search != "none" else 0
     return model_requests + network_overlap
 
 
+# -- requests --------------------------------------------------------------------------------------------
+
+
+def _bounded_int(value: Any, low: int, high: int, default: int) -> int:
+    """Anyone can post any value to an event: numbers are clamped, junk becomes the default."""
+    try:
+        return min(high, max(low, int(value)))
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What the person is showing: the paper (a PNG data URL, '' when blank) or an uploaded file, and the
+    page's version number when the request left (echoed back; see web/live.py)."""
+
+    source: str = "sketch"  # "sketch" | "upload"
+    sketch: Any = None
+    upload: str | None = None  # the uploaded file's path in Gradio's upload folder
+    version: int = 0
+
+    @classmethod
+    def of(cls, source: Any, sketch: Any, upload: Any, version: Any) -> Drawing:
+        return cls(
+            source="upload" if source == "upload" else "sketch",
+            sketch=sketch,
+            upload=upload if isinstance(upload, str) else None,
+            version=_bounded_int(version, 0, 2**53, 0),
+        )
+
+    def image(self) -> Any:
+        """The decoded image, through the one image intake; EmptySketch when there is nothing."""
+        if self.source == "upload":
+            if not self.upload:
+                raise EmptySketch("Upload a drawing or a photo first.")
+            return open_image(self.upload, name="The uploaded file")
+        image = sketch_image(self.sketch)
+        if image is None:
+            raise EmptySketch()
+        return image
+
+
+@dataclass(frozen=True)
+class Settings:
+    top_k: int = 5
+    extra_text: str = ""
+    safesearch: str = "moderate"
+    max_results: int = DEFAULT_MAX_RESULTS
+    rerank: bool = True
+
+    @classmethod
+    def of(cls, top_k: Any, extra_text: Any, safesearch: Any, max_results: Any, rerank: Any) -> Settings:
+        return cls(
+            top_k=_bounded_int(top_k, 1, MAX_TOP_K, 5),
+            extra_text=extra_text if isinstance(extra_text, str) else "",
+            safesearch=safesearch if safesearch in SAFESEARCH_LEVELS else "moderate",
+            max_results=_bounded_int(max_results, 1, MAX_RESULTS, DEFAULT_MAX_RESULTS),
+            rerank=bool(rerank),
+        )
+
+
+# -- views -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoresView:
+    """The live part of the page: scores, what the model saw, the generated query, timings."""
+
+    version: int
+    interrogation: Interrogation | None = None
+    hint: str = ""
+
+    @property
+    def scores_html(self) -> str:
+        concepts = self.interrogation.concepts if self.interrogation else []
+        return ui_format.scores_html(concepts, self.version, hint=self.hint)
+
+    @property
+    def normalized(self) -> np.ndarray | None:
+        return self.interrogation.sketch.display_image if self.interrogation else None
+
+    @property
+    def query(self) -> str:
+        return self.interrogation.query if self.interrogation else ""
+
+    @property
+    def timings(self) -> str:
+        return ui_format.timings_markdown(self.interrogation.timings_ms) if self.interrogation else ""
+
+
+@dataclass(frozen=True)
+class SearchView:
+    scores: ScoresView
+    query: str
+    status: str
+    results: list[SearchResult] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WhyView:
+    image: np.ndarray | None
+    caption: str
+
+
+# -- handlers --------------------------------------------------------------------------------------------
+
+
+def _user_error(call: Callable[[], T]) -> T:
+    """Run `call`; a person's mistake (OutlyneError) becomes one plain sentence on the page."""
+    try:
+        return call()
+    except OutlyneError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+
+
 class Handlers:
-    """The event handlers, bound to one pipeline. They read it, never change it: every per-request choice
-    (top-K, extra concepts, safe search...) travels as an options object."""
+    """The event handlers, bound to one pipeline (which may still be being prepared: web/startup.py)."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
+    def __init__(self, preparation: Preparation) -> None:
+        self.preparation = preparation
 
-    # -- options ----------------------------------------------------------------------------------------
+    @property
+    def pipeline(self) -> Pipeline:
+        """Waits for the first start's preparation; if it failed, every request says why in one line."""
+        return _user_error(self.preparation.get)
 
-    def interrogate_options(self, top_k: float, extra_text: str, *, warn: bool) -> InterrogateOptions:
-        """Options for one request. Unusable extra concepts are left out (with a warning when the person
-        asked for something, not on every stroke)."""
+    def interrogate_options(self, settings: Settings, *, warn: bool) -> InterrogateOptions:
+        """Unusable extra concepts are left out, with a warning when the person asked for something (not
+        on every stroke)."""
         try:
-            extra = parse_extra_concepts(extra_text)
+            extra = parse_extra_concepts(settings.extra_text)
         except OutlyneError as error:
             if warn:
                 gr.Warning(f"Your own concepts were not used: {error}")
             extra = ()
-        return InterrogateOptions(top_k=int(top_k), extra_concepts=extra)
+        return InterrogateOptions(top_k=settings.top_k, extra_concepts=extra)
 
-    @staticmethod
-    def search_options(safesearch: str, max_results: float, rerank: bool) -> SearchOptions:
-        return SearchOptions(max_results=int(max_results), safesearch=safesearch, rerank=bool(rerank))
+    # -- live scores ---------------------------------------------------------------------------------------
 
-    # -- live scoring while drawing ---------------------------------------------------------------------
-
-    def live_scores(self, image: Any, top_k: float, extra_text: str) -> tuple[Any, ...]:
-        """Scores for the current drawing; an empty canvas (just cleared) simply clears the tabs."""
+    def score(self, drawing: Drawing, settings: Settings, *, warn: bool = False) -> ScoresView:
+        """Scores for what the person shows now. A blank paper clears the view; a file that is not an
+        image says so once, in the view, without a pop-up per stroke."""
         try:
-            options = self.interrogate_options(top_k, extra_text, warn=False)
-            interrogation = self.pipeline.interrogate(image, options)
+            interrogation = self.pipeline.interrogate(
+                drawing.image(), self.interrogate_options(settings, warn=warn)
+            )
         except EmptySketch:
-            return empty_interrogation_values()
-        except OutlyneError as error:  # e.g. an uploaded file that is not an image
-            gr.Warning(str(error))
-            return empty_interrogation_values()
-        return interrogation_values(interrogation)
+            return ScoresView(drawing.version)
+        except OutlyneError as error:
+            return ScoresView(drawing.version, hint=str(error))
+        return ScoresView(drawing.version, interrogation)
 
-    def check_extra_concepts(self, extra_text: str) -> None:
-        """Tell the person at once when the "your own concepts" text cannot be used."""
-        self.interrogate_options(1, extra_text, warn=True)
+    # -- search ------------------------------------------------------------------------------------------
 
-    # -- search -----------------------------------------------------------------------------------------
-
-    def search(
-        self,
-        source: str,
-        sketch: Any,
-        upload: Any,
-        top_k: float,
-        extra_text: str,
-        safesearch: str,
-        max_results: float,
-        rerank: bool,
-    ) -> Iterator[tuple[Any, ...]]:
-        """Interrogate, show that at once, then the engine's results, then the re-ranked ones."""
-        yield from self._interrogate_and_search(
-            None, source, sketch, upload, top_k, extra_text, safesearch, max_results, rerank
-        )
-
-    def search_text(
-        self,
-        query: str,
-        source: str,
-        sketch: Any,
-        upload: Any,
-        top_k: float,
-        extra_text: str,
-        safesearch: str,
-        max_results: float,
-        rerank: bool,
-    ) -> Iterator[tuple[Any, ...]]:
-        """Search with the person's edited query; the drawing (when there is one) still re-ranks."""
-        query = (query or "").strip()
-        if not query:
-            raise gr.Error("Type a query first: the query box is empty.", print_exception=False)
-        yield from self._interrogate_and_search(
-            query, source, sketch, upload, top_k, extra_text, safesearch, max_results, rerank
-        )
-
-    def _interrogate_and_search(
-        self,
-        query: str | None,
-        source: str,
-        sketch: Any,
-        upload: Any,
-        top_k: float,
-        extra_text: str,
-        safesearch: str,
-        max_results: float,
-        rerank: bool,
-    ) -> Iterator[tuple[Any, ...]]:
-        """Shared by both buttons. With a typed query an empty canvas is fine: results are then re-ranked
-        against the query's own embedding; without one it is the "Draw something first" error."""
-        image = upload if source == "upload" else sketch
+    def search(self, drawing: Drawing, settings: Settings, query: str | None = None) -> Iterator[SearchView]:
+        """Interrogate, show that at once, then the engine's results, then the re-ranked ones. With a typed
+        `query` an empty canvas is fine (the query's own embedding ranks); without one it is "Draw
+        something first"."""
+        if query is not None:
+            query = query.strip()
+            if not query:
+                raise gr.Error("Type a query first: the query box is empty.", print_exception=False)
+        interrogation: Interrogation | None
         try:
-            interrogation: Interrogation | None = self.pipeline.interrogate(
-                image, self.interrogate_options(top_k, extra_text, warn=True)
+            interrogation = self.pipeline.interrogate(
+                drawing.image(), self.interrogate_options(settings, warn=True)
             )
         except EmptySketch as error:
             if query is None:
@@ -141,102 +228,86 @@ class Handlers:
             interrogation = None
         except OutlyneError as error:
             raise gr.Error(str(error), print_exception=False) from None
-        shown_query = query if query is not None else interrogation.query
-        yield searching_values(shown_query, interrogation, self.pipeline)
-        yield from self._stream(
-            self.pipeline.search_stream(
-                query=query,
-                interrogation=interrogation,
-                options=self.search_options(safesearch, max_results, rerank),
-            )
+        scores = ScoresView(drawing.version, interrogation)
+        shown_query = query if query is not None else scores.query
+        yield SearchView(scores, shown_query, self._searching_status(shown_query))
+        outcomes = self.pipeline.search_stream(
+            query=query,
+            interrogation=interrogation,
+            options=SearchOptions(
+                max_results=settings.max_results, safesearch=settings.safesearch, rerank=settings.rerank
+            ),
         )
-
-    def _stream(self, outcomes: Iterator[SearchOutcome]) -> Iterator[tuple[Any, ...]]:
         try:
             for outcome in outcomes:
-                if outcome.warning:  # the first three tabs stay filled; say why the gallery is empty
-                    gr.Warning(outcome.warning)
-                yield outcome_values(outcome)
+                yield self._view(scores, outcome)
         except OutlyneError as error:
             raise gr.Error(str(error), print_exception=False) from None
+
+    def _searching_status(self, query: str) -> str:
+        if self.pipeline.backend is None:
+            return ""
+        return f'Searching {ui_format.backend_name(self.pipeline.backend.name)} for "{query}"…'
+
+    @staticmethod
+    def _view(scores: ScoresView, outcome: SearchOutcome) -> SearchView:
+        # The status line says why a gallery is empty, in one sentence; no pop-up repeats it.
+        return SearchView(
+            scores,
+            outcome.query,
+            ui_format.search_status(outcome),
+            outcome.results,
+            outcome.timings_ms,
+        )
+
+    # -- why -----------------------------------------------------------------------------------------------
+
+    def why(self, drawing: Drawing, settings: Settings, label: str) -> WhyView:
+        """The heatmap of `label` over the normalized drawing."""
+        explanation = _user_error(
+            lambda: self.pipeline.explain(
+                drawing.image(), label, self.interrogate_options(settings, warn=False)
+            )
+        )
+        heatmap = explanation.heatmap
+        image = explain.overlay(explanation.sketch.display_image, heatmap)
+        return WhyView(image, ui_format.why_caption(heatmap))
 
     # -- API: image file in, JSON out ------------------------------------------------------------------
 
     def api_interrogate(self, image: Any, top_k: float | None) -> dict[str, Any]:
         """The top-K concepts with probabilities and cosines, the generated query, the ink's bounding box
         and per-stage timings."""
-        options = InterrogateOptions(top_k=int(top_k or self.pipeline.config.top_k))
-        return self._api_call(lambda: self.pipeline.interrogate(require_image(image), options).to_json())
+        options = InterrogateOptions(top_k=_bounded_int(top_k, 1, 50, self.pipeline.config.top_k))
+        return _user_error(
+            lambda: ui_format.json_safe(self.pipeline.interrogate(_api_image(image), options).to_json())
+        )
 
     def api_search(self, image: Any, top_k: float | None, max_results: float | None) -> dict[str, Any]:
         """Everything `interrogate` returns, plus the search results (best first) and, when the web search
         failed, a `warning` saying why."""
-        interrogate_options = InterrogateOptions(top_k=int(top_k or self.pipeline.config.top_k))
-        options = SearchOptions(max_results=int(max_results or DEFAULT_MAX_RESULTS))
-        return self._api_call(
-            lambda: self.pipeline.search(
-                require_image(image), options=options, interrogate_options=interrogate_options
-            ).to_json()
+        interrogate_options = InterrogateOptions(top_k=_bounded_int(top_k, 1, 50, self.pipeline.config.top_k))
+        options = SearchOptions(max_results=_bounded_int(max_results, 1, 100, DEFAULT_MAX_RESULTS))
+        return _user_error(
+            lambda: ui_format.json_safe(
+                self.pipeline.search(
+                    _api_image(image), options=options, interrogate_options=interrogate_options
+                ).to_json()
+            )
         )
 
-    @staticmethod
-    def _api_call(call: Any) -> dict[str, Any]:
-        try:
-            return ui_format.json_safe(call())
-        except OutlyneError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+    def api_explain(self, image: Any, label: str | None) -> dict[str, Any]:
+        """The occlusion heatmap of one concept: a grid of cosine drops (row 0 at the top), its peak cell,
+        the concept's cosine and the time it took."""
+        if not isinstance(label, str) or not label.strip():
+            raise gr.Error("Name the concept to explain (label).", print_exception=False)
+        return _user_error(
+            lambda: ui_format.json_safe(self.pipeline.explain(_api_image(image), label).to_json())
+        )
 
 
-def require_image(image: Any) -> Any:
-    """API callers may send nothing at all; that is the same mistake as an empty canvas."""
+def _api_image(image: Any) -> Any:
+    """API callers send a file path (gr.File); nothing at all is the same mistake as an empty canvas."""
     if image is None:
         raise EmptySketch()
-    return image
-
-
-# -- output values, in the order of `Page.interrogation_outputs` / `Page.search_outputs` ---------------
-
-
-def empty_interrogation_values() -> tuple[Any, ...]:
-    return None, None, [], "", ""
-
-
-def interrogation_values(interrogation: Interrogation) -> tuple[Any, ...]:
-    """normalized image, concept bars, raw-score rows, query, timings."""
-    return (
-        interrogation.sketch.display_image,
-        ui_format.concept_label_value(interrogation.concepts),
-        ui_format.concept_table(interrogation.concepts),
-        interrogation.query,
-        ui_format.timings_markdown(interrogation.timings_ms),
-    )
-
-
-def searching_values(query: str, interrogation: Interrogation | None, pipeline: Pipeline) -> tuple[Any, ...]:
-    """The moment between pressing Search and the first results: Results tab forward, gallery emptied."""
-    if interrogation is not None:
-        normalized, label, table, _, timings = interrogation_values(interrogation)
-    else:
-        normalized, label, table, _, timings = empty_interrogation_values()
-    backend = pipeline.backend.name if pipeline.backend else "none"
-    status = f'Searching {ui_format.backend_name(backend)} for "{query}"…' if backend != "none" else ""
-    return (gr.Tabs(selected="results"), normalized, label, table, query, status, [], "", timings)
-
-
-def outcome_values(outcome: SearchOutcome) -> tuple[Any, ...]:
-    interrogation = outcome.interrogation
-    if interrogation is not None:
-        normalized, label, table, _, _ = interrogation_values(interrogation)
-    else:
-        normalized, label, table, _, _ = empty_interrogation_values()
-    return (
-        gr.Tabs(selected="results"),
-        normalized,
-        label,
-        table,
-        outcome.query,
-        ui_format.search_status(outcome),
-        ui_format.gallery_items(outcome.results),
-        ui_format.sources_markdown(outcome.results),
-        ui_format.timings_markdown(outcome.timings_ms),
-    )
+    return open_image(image, name="The uploaded file")

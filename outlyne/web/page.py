@@ -1,118 +1,279 @@
-"""The Gradio Blocks: layout, wiring of events to handlers, the API endpoints and launch options."""
+"""The Gradio Blocks: layout, wiring of events to handlers, the API endpoints and launch options.
+
+`build_page(pipeline)` returns a `Page`: every component by name, so other panels can be wired in
+without reaching into this module's layout. A panel that puts a button beside Search (the Share button)
+is a `PageExtension`: its `render_beside_search()` runs inside the row that holds Search, and its
+`wire(page)` once every component exists.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gradio as gr
 
-from outlyne.config import REPO_ROOT
-from outlyne.pipeline import (
-    Pipeline,
-)
+from outlyne.config import REPO_ROOT, Config
+from outlyne.pipeline import Pipeline
 from outlyne.search.types import SAFESEARCH_LEVELS
 from outlyne.web import format as ui_format
+from outlyne.web.canvas import sketch_canvas
 from outlyne.web.handlers import (
     DEFAULT_MAX_RESULTS,
+    MAX_RESULTS,
+    MAX_TOP_K,
     MODEL_QUEUE,
+    Drawing,
     Handlers,
+    ScoresView,
+    SearchView,
+    Settings,
+    WhyView,
 )
+from outlyne.web.live import READ_VERSION_JS, TOUCH_JS, score_view, version_box
+from outlyne.web.startup import Preparation
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
-CANVAS_SIZE = (512, 512)  # shown at about the editor's width; a Quick, Draw!-like drawing space
 MAX_UPLOAD = "25mb"  # a large phone photo fits; the pipeline downscales anything big anyway
 
-# Gradio 6 opens the editor with the "image" tool active: the canvas shows "select the draw tool to start"
-# and ignores strokes until the brush icon is clicked, and "Clear canvas" puts it back in that state. So
-# the page clicks the brush for the person once the editor has rendered, and again after each clear (a
-# short delay lets the editor finish its own reset first).
-SELECT_BRUSH_JS = """
-() => {
-  const deadline = Date.now() + 15000;
-  const pick = () => {
-    const editor = document.querySelector("#outlyne-sketch");
-    // The label is translated with the page; the first round tool button is the brush in any language.
-    const brush = editor && (editor.querySelector('button[aria-label="Brush"]')
-      || editor.querySelector("button.quite-round"));
-    if (brush) { brush.click(); return; }
-    if (Date.now() < deadline) setTimeout(pick, 100);
-  };
-  setTimeout(pick, 200);
+# Layout. Laptop: two columns, the paper sized so that it, the Search button and the best guess (top of
+# the right column) fit in the window together. Phone: one column; the page's side padding shrinks so
+# the paper spans the width, and the best guess follows the Search button, above the fold.
+CSS = """
+#outlyne-sketch { --outlyne-paper: min(100%, max(280px, calc(100vh - 290px))); }
+#outlyne-sketch .html-container { padding: 0 !important; }
+#outlyne-header h1 { font-size: 1.5rem; margin: 0; }
+#outlyne-header p { margin: 0; color: var(--body-text-color-subdued); }
+#outlyne-timings { color: var(--body-text-color-subdued); }
+#outlyne-status p { margin: 0; }
+#outlyne-why img { object-fit: contain; }
+@media (max-width: 640px) {
+  #outlyne-header p { display: none; }
+  #outlyne-sketch { --outlyne-paper: 100%; }
+  #outlyne-sketch .outlyne-tools { flex-wrap: nowrap; gap: 4px; }
+  #outlyne-sketch .outlyne-tools button { padding: 4px 8px; }
+  #outlyne-sketch .outlyne-tools input[type=range] { width: 64px; }
 }
 """
 
-# Small print for the timings line and a canvas that looks like paper.
-CSS = """
-#outlyne-timings { color: var(--body-text-color-subdued); }
-#outlyne-status p { margin: 0; }
-"""
+# Gradio scopes `css` under the app's content box; the page's own side padding (32 px, which alone would
+# leave a phone's paper at 84 % of the width) sits outside it, so that rule goes into <head> as is.
+HEAD = """<style>
+@media (max-width: 640px) { .gradio-container .main.fillable { padding-left: 4px; padding-right: 4px; } }
+</style>"""
 
 
-# -- the page -----------------------------------------------------------------------------------------
+def _uploaded_path(payload: Any) -> str | None:
+    path = getattr(payload, "path", None)
+    return str(path) if path else None
+
+
+def upload_box(**options: Any) -> gr.Image:
+    """`gr.Image` whose value is the uploaded file's path, not decoded by Gradio.
+
+    Gradio's own preprocessing opens the file with Pillow before any handler runs, so a file that is not
+    an image surfaced as its internal error naming a temporary path. Here the handlers decode it through
+    the one image intake (outlyne.images), which answers in one plain sentence. The override is on the
+    instance: a subclass of a Gradio component makes Gradio write a .pyi stub next to this module."""
+    image = gr.Image(type="filepath", **options)
+    image.preprocess = _uploaded_path  # type: ignore[method-assign]
+    return image
+
+
+class PageExtension(Protocol):
+    """A panel others add to the page (e.g. outlyne/web/share.py's Share button)."""
+
+    def render_beside_search(self) -> None:
+        """Create its components; runs inside the row that holds the Search button."""
+
+    def wire(self, page: Page) -> None:
+        """Attach its events; runs inside the Blocks once every component of `page` exists."""
+
+
+@dataclass
+class Page:
+    demo: gr.Blocks
+    # input side
+    input_tabs: gr.Tabs
+    sketch_tab: gr.Tab
+    upload_tab: gr.Tab
+    source: gr.State  # "sketch" | "upload": which input tab the person is on
+    sketch: gr.HTML
+    upload: gr.Image
+    version: gr.Number  # hidden; carries the page's version (web/live.py)
+    search_button: gr.Button
+    actions: gr.Row  # the row of Search (and extensions' buttons)
+    top_k: gr.Slider
+    max_results: gr.Slider
+    safesearch: gr.Radio
+    rerank: gr.Checkbox
+    extra: gr.Textbox
+    examples: gr.Examples | None
+    # output side
+    concepts: gr.HTML
+    output_tabs: gr.Tabs
+    why: gr.Image
+    why_caption: gr.Markdown
+    query: gr.Textbox
+    query_button: gr.Button
+    status: gr.Markdown
+    gallery: gr.Gallery
+    sources: gr.Markdown
+    timings: gr.Markdown
+
+    @property
+    def drawing_inputs(self) -> list[Any]:
+        """Read by `drawing()`; the version comes last (READ_VERSION_JS fills the last input)."""
+        return [self.source, self.sketch, self.upload, *self.settings_inputs, self.version]
+
+    @property
+    def settings_inputs(self) -> list[Any]:
+        return [self.top_k, self.extra, self.safesearch, self.max_results, self.rerank]
+
+    @staticmethod
+    def drawing(values: Sequence[Any]) -> tuple[Drawing, Settings]:
+        source, sketch, upload, top_k, extra, safesearch, max_results, rerank, version = values
+        return Drawing.of(source, sketch, upload, version), Settings.of(
+            top_k, extra, safesearch, max_results, rerank
+        )
+
+    @property
+    def score_outputs(self) -> list[Any]:
+        return [self.concepts, self.why, self.why_caption, self.query, self.timings]
+
+    def show_scores(self, view: ScoresView) -> dict[Any, Any]:
+        return {
+            self.concepts: view.scores_html,
+            self.why: view.normalized,
+            self.why_caption: ui_format.WHY_HINT if view.interrogation else "",
+            self.query: view.query,
+            self.timings: view.timings,
+        }
+
+    @property
+    def search_outputs(self) -> list[Any]:
+        return [self.output_tabs, *self.score_outputs, self.status, self.gallery, self.sources]
+
+    def show_search(self, view: SearchView) -> dict[Any, Any]:
+        return {
+            **self.show_scores(view.scores),
+            self.output_tabs: gr.Tabs(selected="results"),
+            self.query: view.query,
+            self.status: view.status,
+            self.gallery: ui_format.gallery_items(view.results),
+            self.sources: ui_format.sources_markdown(view.results),
+            self.timings: ui_format.timings_markdown(view.timings_ms) or view.scores.timings,
+        }
+
+    @property
+    def why_outputs(self) -> list[Any]:
+        return [self.output_tabs, self.why, self.why_caption]
+
+    def show_why(self, view: WhyView) -> dict[Any, Any]:
+        return {
+            self.output_tabs: gr.Tabs(selected="why"),
+            self.why: view.image,
+            self.why_caption: view.caption,
+        }
 
 
 def example_files() -> list[Path]:
     return sorted(EXAMPLES_DIR.glob("*.png"))
 
 
-def build_demo(pipeline: Pipeline) -> gr.Blocks:
-    handlers = Handlers(pipeline)
+def build_demo(pipeline: Pipeline | Preparation, extensions: Sequence[PageExtension] = ()) -> gr.Blocks:
+    return build_page(pipeline, extensions).demo
+
+
+def build_page(pipeline: Pipeline | Preparation, extensions: Sequence[PageExtension] = ()) -> Page:
+    """The page for a built pipeline, or for one still being prepared (its progress is shown)."""
+    preparation = pipeline if isinstance(pipeline, Preparation) else Preparation.ready_with(pipeline)
+    handlers = Handlers(preparation)
     with gr.Blocks(title="Outlyne", analytics_enabled=False) as demo:
         gr.Markdown(
-            "# Outlyne\nDraw something. Outlyne says what it looks like, and why, then finds images "
-            "that look like it."
+            "# Outlyne\nDraw something: Outlyne says what it looks like, shows why, and finds images "
+            "that look like it.",
+            elem_id="outlyne-header",
         )
-        source = gr.State("sketch")  # which input tab Search reads: "sketch" or "upload"
+        _preparation_banner(preparation)
         with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=340):
-                inputs = _input_panel(pipeline)
-            with gr.Column(scale=6, min_width=340):
+            with gr.Column(scale=1, min_width=320):
+                inputs = _input_panel(extensions)
+            with gr.Column(scale=1, min_width=320):
                 outputs = _output_panel()
+        # Below both columns (on a phone: below the scores), what people change less often.
+        settings = _settings_panel(preparation.config, inputs["upload"])
+        source = gr.State("sketch")
+        version = version_box()
+        page = Page(demo=demo, source=source, version=version, **inputs, **outputs, **settings)
         # The API first: private UI events still take names, and "search" must be the API's.
-        _api_endpoints(handlers, pipeline)
-        _wire_events(demo, handlers, source, inputs, outputs)
-    return demo
+        _api_endpoints(handlers, preparation.config)
+        _wire_events(page, handlers)
+        for extension in extensions:
+            extension.wire(page)
+    return page
 
 
-def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
+def _preparation_banner(preparation: Preparation) -> None:
+    """While a first start prepares the model, one line says what it is doing, refreshed every second;
+    it disappears once the model is ready (the timer then stops)."""
+    if preparation.ready and not preparation.status():
+        return
+    banner = gr.Markdown(preparation.status(), elem_id="outlyne-preparing")
+    timer = gr.Timer(1.0)
+
+    def refresh() -> tuple[Any, Any]:
+        status = preparation.status()
+        return gr.Markdown(status, visible=bool(status)), gr.Timer(active=not preparation.ready)
+
+    private: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
+    timer.tick(refresh, None, [banner, timer], **private)
+
+
+def _input_panel(extensions: Sequence[PageExtension]) -> dict[str, Any]:
     with gr.Tabs(selected="sketch") as input_tabs:
         with gr.Tab("Sketch", id="sketch") as sketch_tab:
-            sketch = gr.Sketchpad(
-                label="Sketch",
-                elem_id="outlyne-sketch",
-                type="numpy",
-                image_mode="RGBA",
-                # Square paper that fills the editor; a thin black pen, no colour choice (the model sees
-                # line drawings), no layers and no crop/resize tools to get lost in.
-                canvas_size=CANVAS_SIZE,
-                fixed_canvas=True,
-                height=600,
-                brush=gr.Brush(default_size=4, colors=["#000000"], color_mode="fixed"),
-                eraser=gr.Eraser(default_size=12),
-                layers=False,
-                transforms=(),
-                buttons=["download"],
-            )
+            sketch = sketch_canvas()
         with gr.Tab("Upload", id="upload") as upload_tab:
-            upload = gr.Image(
-                label="Upload a drawing or a photo",
-                sources=["upload", "clipboard"],
-                type="numpy",
-                image_mode="RGBA",
-                height=600,
+            upload = upload_box(
+                label="Upload a drawing or a photo", sources=["upload", "clipboard"], height=420
             )
-    search_button = gr.Button("Search", variant="primary")
-    with gr.Accordion("Settings", open=False):
-        top_k = gr.Slider(1, 20, value=pipeline.config.top_k, step=1, label="Concepts to show (top-K)")
-        max_results = gr.Slider(4, 60, value=DEFAULT_MAX_RESULTS, step=1, label="Number of results")
+    with gr.Row(elem_id="outlyne-actions") as actions:
+        search_button = gr.Button("Search", variant="primary", elem_id="outlyne-search", scale=2)
+        for extension in extensions:
+            extension.render_beside_search()
+    return dict(
+        input_tabs=input_tabs,
+        sketch_tab=sketch_tab,
+        upload_tab=upload_tab,
+        sketch=sketch,
+        upload=upload,
+        search_button=search_button,
+        actions=actions,
+    )
+
+
+def _settings_panel(config: Config, upload: gr.Image) -> dict[str, Any]:
+    with gr.Accordion("Settings", open=False, elem_id="outlyne-settings"):
+        top_k = gr.Slider(
+            1,
+            MAX_TOP_K,
+            value=config.top_k,
+            step=1,
+            label="Concepts to show (top-K)",
+            elem_id="outlyne-top-k",
+        )
+        max_results = gr.Slider(4, MAX_RESULTS, value=DEFAULT_MAX_RESULTS, step=1, label="Number of results")
         safesearch = gr.Radio(list(SAFESEARCH_LEVELS), value="moderate", label="Safe search")
         rerank = gr.Checkbox(value=True, label="Re-rank results by similarity to the drawing")
         extra = gr.Textbox(
             label="Add your own concepts (this session only)",
-            placeholder="comma-separated, e.g. teapot, lighthouse, roller coaster",
-            lines=2,
+            placeholder="comma-separated, e.g. teapot, lighthouse, roller coaster (Enter applies)",
+            lines=1,
+            max_lines=1,
         )
     examples = None
     if example_files():
@@ -124,12 +285,6 @@ def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
             api_visibility="private",
         )
     return dict(
-        input_tabs=input_tabs,
-        sketch_tab=sketch_tab,
-        upload_tab=upload_tab,
-        sketch=sketch,
-        upload=upload,
-        search_button=search_button,
         top_k=top_k,
         max_results=max_results,
         safesearch=safesearch,
@@ -140,29 +295,28 @@ def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
 
 
 def _output_panel() -> dict[str, Any]:
-    # Concept scores first: while drawing, they are what changes with every stroke.
-    with gr.Tabs(selected="concepts") as output_tabs:
-        with gr.Tab("Normalized sketch", id="normalized"):
-            normalized = gr.Image(
+    # The scores first: while drawing they are what changes with every stroke, and the best guess at
+    # their top is what people look for.
+    concepts = score_view()
+    with gr.Tabs(selected="why") as output_tabs:
+        with gr.Tab("Why", id="why"):
+            why = gr.Image(
                 label="What the model saw",
-                elem_id="outlyne-normalized",
+                elem_id="outlyne-why",
                 type="numpy",
                 interactive=False,
-                height=420,
+                height=360,
                 buttons=[],
+                show_label=False,
             )
-        with gr.Tab("Concept scores", id="concepts"):
-            label = gr.Label(label="What it looks like (probability per concept)", elem_id="outlyne-concepts")
-            with gr.Accordion("Raw scores", open=False):
-                table = gr.Dataframe(
-                    headers=ui_format.CONCEPT_TABLE_HEADERS,
-                    datatype=["str", "str", "number", "number"],
-                    interactive=False,
-                    show_label=False,
-                )
+            why_caption = gr.Markdown(elem_id="outlyne-why-caption")
         with gr.Tab("Query", id="query"):
             query = gr.Textbox(
-                label="Search query (edit it if you like)", elem_id="outlyne-query", lines=2, interactive=True
+                label="Search query (edit it, then Enter)",
+                elem_id="outlyne-query",
+                lines=1,
+                max_lines=1,
+                interactive=True,
             )
             query_button = gr.Button("Search with this text")
         with gr.Tab("Results", id="results"):
@@ -180,10 +334,10 @@ def _output_panel() -> dict[str, Any]:
                 sources = gr.Markdown(elem_id="outlyne-sources")
     timings = gr.Markdown(elem_id="outlyne-timings")
     return dict(
+        concepts=concepts,
         output_tabs=output_tabs,
-        normalized=normalized,
-        label=label,
-        table=table,
+        why=why,
+        why_caption=why_caption,
         query=query,
         query_button=query_button,
         status=status,
@@ -193,67 +347,89 @@ def _output_panel() -> dict[str, Any]:
     )
 
 
-def _wire_events(
-    demo: gr.Blocks, handlers: Handlers, source: gr.State, i: dict[str, Any], o: dict[str, Any]
-) -> None:
-    # The UI's own events are private: the API is exactly the two endpoints of _api_endpoints.
+def _wire_events(page: Page, handlers: Handlers) -> None:
+    # The UI's own events are private: the API is exactly the endpoints of _api_endpoints.
     private: dict[str, Any] = dict(api_visibility="private")
     # Every event that runs the model counts against the same queue limit (see serving_concurrency).
     model: dict[str, Any] = dict(concurrency_id=MODEL_QUEUE, **private)
-    live = [o["normalized"], o["label"], o["table"], o["query"], o["timings"]]
-    results = [o["output_tabs"], *live[:4], o["status"], o["gallery"], o["sources"], o["timings"]]
-    settings = [i["top_k"], i["extra"]]
-    search_settings = [i["safesearch"], i["max_results"], i["rerank"]]
-    both_images = [source, i["sketch"], i["upload"]]
 
-    demo.load(None, js=SELECT_BRUSH_JS, **private)
-    i["sketch"].clear(None, js=SELECT_BRUSH_JS, **private)
-    i["sketch_tab"].select(lambda: "sketch", outputs=source, queue=False, **private)
-    i["upload_tab"].select(lambda: "upload", outputs=source, queue=False, **private)
+    def score(*values: Any) -> dict[Any, Any]:
+        drawing, settings = page.drawing(values)
+        return page.show_scores(handlers.score(drawing, settings))
 
-    # Live scores while drawing: only the latest stroke counts, no spinner, no web search. An upload
-    # scores once; `.upload` rather than `.change` so a clicked example (searched right away below) does
-    # not also start a scoring run that would race it for the same outputs.
-    for trigger, image in ((i["sketch"].change, i["sketch"]), (i["upload"].upload, i["upload"])):
-        trigger(
-            handlers.live_scores,
-            [image, *settings],
-            live,
-            trigger_mode="always_last",
-            show_progress="hidden",
-            **model,
+    def search(*values: Any) -> Iterator[dict[Any, Any]]:
+        drawing, settings = page.drawing(values)
+        for view in handlers.search(drawing, settings):
+            yield page.show_search(view)
+
+    def search_text(query: Any, *values: Any) -> Iterator[dict[Any, Any]]:
+        drawing, settings = page.drawing(values)
+        for view in handlers.search(drawing, settings, query if isinstance(query, str) else ""):
+            yield page.show_search(view)
+
+    def why(event: gr.EventData, *values: Any) -> dict[Any, Any]:
+        drawing, settings = page.drawing(values)
+        label = event._data.get("label") if isinstance(event._data, dict) else None
+        if not isinstance(label, str):
+            raise gr.Error("Tap a concept in the list to see why.", print_exception=False)
+        return page.show_why(handlers.why(drawing, settings, label))
+
+    # Live scores: one run per settled drawing (always_last drops the runs a newer change overtook), no
+    # spinner (the score view dims itself; web/live.py). The paper raises the page's version itself;
+    # every other trigger does it in its own browser-only step, before anything is queued.
+    live: dict[str, Any] = dict(
+        trigger_mode="always_last", show_progress="hidden", js=READ_VERSION_JS, **model
+    )
+    page.sketch.input(score, page.drawing_inputs, page.score_outputs, **live)
+
+    def rescore_on(triggers: list[Any]) -> None:
+        gr.on(triggers, None, js=TOUCH_JS, queue=False, **private)
+        gr.on(triggers, score, page.drawing_inputs, page.score_outputs, **live)
+
+    # Settings re-score at once; Enter in "your own concepts" applies them. `.input` (the person's own
+    # changes) rather than `.change`, which Gradio also fires when the page mounts its components.
+    rescore_on(
+        [
+            page.top_k.input,
+            page.extra.submit,
+            page.extra.blur,
+            page.safesearch.input,
+            page.max_results.input,
+            page.rerank.input,
+        ]
+    )
+    rescore_on([page.upload.upload, page.upload.clear])
+    # Switching tabs scores what the new tab shows (the other tab keeps its drawing or file).
+    for tab, name in ((page.sketch_tab, "sketch"), (page.upload_tab, "upload")):
+        tab.select(lambda name=name: name, None, page.source, js=TOUCH_JS, queue=False, **private).then(
+            score, page.drawing_inputs, page.score_outputs, **live
         )
-    i["extra"].blur(handlers.check_extra_concepts, i["extra"], None, show_progress="hidden", **private)
 
-    search_inputs = [*both_images, *settings, *search_settings]
+    # "Why": a tap on a concept of the score view.
+    page.concepts.click(why, page.drawing_inputs, page.why_outputs, show_progress="minimal", **model)
+
+    busy: dict[str, Any] = dict(show_progress="minimal", js=READ_VERSION_JS, **model)
+    page.search_button.click(search, page.drawing_inputs, page.search_outputs, **busy)
     gr.on(
-        [i["search_button"].click],
-        handlers.search,
-        search_inputs,
-        results,
-        show_progress="minimal",
-        **model,
+        [page.query_button.click, page.query.submit],
+        search_text,
+        [page.query, *page.drawing_inputs],
+        page.search_outputs,
+        **busy,
     )
-    gr.on(
-        [o["query_button"].click, o["query"].submit],
-        handlers.search_text,
-        [o["query"], *search_inputs],
-        results,
-        show_progress="minimal",
-        **model,
-    )
-    if i["examples"] is not None:
+    if page.examples is not None:
         # One click: the example goes into the Upload tab, which comes forward, and is searched.
-        i["examples"].load_input_event.then(
+        page.examples.load_input_event.then(
             lambda: (gr.Tabs(selected="upload"), "upload"),
-            outputs=[i["input_tabs"], source],
+            outputs=[page.input_tabs, page.source],
+            js=TOUCH_JS,
             queue=False,
             **private,
-        ).then(handlers.search, search_inputs, results, show_progress="minimal", **model)
+        ).then(search, page.drawing_inputs, page.search_outputs, **busy)
 
 
-def _api_endpoints(handlers: Handlers, pipeline: Pipeline) -> None:
-    """`interrogate` and `search`: an image file in (gradio_client `handle_file(path)`), JSON out.
+def _api_endpoints(handlers: Handlers, config: Config) -> None:
+    """`interrogate`, `search` and `explain`: an image file in (gradio_client `handle_file(path)`), JSON out.
 
     Real (hidden) components rather than `gr.api`, so the uploaded file goes through Gradio's upload
     checks (gr.api hands over the raw payload, path unchecked). A gr.File rather than a gr.Image: the
@@ -262,27 +438,30 @@ def _api_endpoints(handlers: Handlers, pipeline: Pipeline) -> None:
     """
     with gr.Column(visible=False):
         image = gr.File(label="image", file_types=["image"], type="filepath")
-        top_k = gr.Number(value=pipeline.config.top_k, precision=0, label="top_k", minimum=1, maximum=50)
+        top_k = gr.Number(value=config.top_k, precision=0, label="top_k", minimum=1, maximum=50)
         max_results = gr.Number(
             value=DEFAULT_MAX_RESULTS, precision=0, label="max_results", minimum=1, maximum=100
         )
+        label = gr.Textbox(label="label", max_length=200)
         result = gr.JSON(label="result")
     shared = dict(concurrency_id=MODEL_QUEUE)
     gr.on([], handlers.api_interrogate, [image, top_k], result, api_name="interrogate", **shared)
     gr.on([], handlers.api_search, [image, top_k, max_results], result, api_name="search", **shared)
+    gr.on([], handlers.api_explain, [image, label], result, api_name="explain", **shared)
 
 
-def launch_options(pipeline: Pipeline) -> dict[str, Any]:
+def launch_options(config: Config) -> dict[str, Any]:
     """Where Gradio may read files from: the examples and, for the local backend, the gallery folder
     (its thumbnails are file paths)."""
     allowed = [str(EXAMPLES_DIR)]
-    if pipeline.config.local_search_folder is not None:
-        allowed.append(str(pipeline.config.local_search_folder.resolve()))
+    if config.local_search_folder is not None:
+        allowed.append(str(config.local_search_folder.resolve()))
     return dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         allowed_paths=allowed,
         max_file_size=MAX_UPLOAD,
         css=CSS,
+        head=HEAD,
         show_error=True,
     )
