@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from outlyne.errors import ConfigError
+from outlyne.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ImageLimits
 
 DEFAULT_MODEL = "google/siglip2-base-patch16-224"
 PRECISIONS = ("fp32", "int8", "int8-static")
@@ -29,8 +30,15 @@ class Config:
     threads: int | None = None  # None: let OpenVINO decide (it sizes from the host, not the container)
     batch_size: int = 16
     top_k: int = 5
+    # The one byte limit and the one pixel limit of every image we decode (outlyne.images): uploads, the
+    # editor's layers, CLI files, gallery files. Gradio's upload limit (max_file_size) is the byte limit.
+    max_image_bytes: int = MAX_IMAGE_BYTES
+    max_image_pixels: int = MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
+        for name in ("max_image_bytes", "max_image_pixels"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"OUTLYNE_{name.upper()} must be a positive integer.")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"OUTLYNE_PRECISION={self.precision!r} is not one of {', '.join(PRECISIONS)}.")
         if self.threads is not None and self.threads < 1:
@@ -60,6 +68,8 @@ class Config:
             else defaults.concepts_path,
             search=env.get("OUTLYNE_SEARCH", "").strip() or "ddg",
             threads=threads_value,
+            max_image_bytes=_positive_int(env, "OUTLYNE_MAX_IMAGE_BYTES", defaults.max_image_bytes),
+            max_image_pixels=_positive_int(env, "OUTLYNE_MAX_IMAGE_PIXELS", defaults.max_image_pixels),
         )
 
     def with_options(self, **changes: object) -> Config:
@@ -67,5 +77,18 @@ class Config:
         return replace(self, **changes)
 
     @property
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+    @property
     def local_search_folder(self) -> Path | None:
         return Path(self.search[len("local:") :]).expanduser() if self.search.startswith("local:") else None
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip().replace("_", "")
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{name} must be a positive integer, not {text[:40]!r}.")
+    return int(text)

@@ -48,10 +48,17 @@ def run(args: argparse.Namespace) -> int:
     from outlyne.config import Config
     from outlyne.search.galleries.folder import index_folder
 
-    batch_size = args.batch_size or Config.from_env().batch_size
+    config = Config.from_env()
+    batch_size = args.batch_size or config.batch_size
     encoder = load_encoder()
     start = time.perf_counter()
-    report = index_folder(args.folder, encoder, batch_size=batch_size, progress=sys.stderr.isatty())
+    report = index_folder(
+        args.folder,
+        encoder,
+        batch_size=batch_size,
+        progress=sys.stderr.isatty(),
+        limits=config.image_limits,
+    )
     seconds = time.perf_counter() - start
     if args.json:
         payload = {
@@ -62,10 +69,13 @@ def run(args: argparse.Namespace) -> int:
             "removed": report.removed,
             "unchanged": report.unchanged,
             "skipped": [{"path": path, "reason": reason} for path, reason in report.skipped],
+            "rebuilt": report.rebuilt,
             "seconds": round(seconds, 3),
         }
         print(json.dumps(payload, indent=2))
     else:
+        if report.rebuilt:
+            print(f"{report.rebuilt}: rebuilt it.")
         total = report.added + report.updated + report.unchanged
         print(
             f"{args.folder}: {total} images indexed ({report.added} added, {report.updated} updated, "

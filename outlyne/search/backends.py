@@ -23,5 +23,5 @@ def make_backend(config: Config, encoder: Embedder) -> SearchBackend | None:
     if folder is not None:
         from outlyne.search.galleries.folder import LocalGalleryBackend
 
-        return LocalGalleryBackend(Path(folder), encoder)
+        return LocalGalleryBackend(Path(folder), encoder, limits=config.image_limits)
     raise ValueError(f"unknown search backend {config.search!r}")  # Config validates this already
