@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from outlyne.config import REPO_ROOT
 from outlyne.pipeline import (
@@ -14,15 +15,18 @@ from outlyne.pipeline import (
 )
 from outlyne.search.types import SAFESEARCH_LEVELS
 from outlyne.web import format as ui_format
+from outlyne.web.body_limit import BodyLimit
+from outlyne.web.gallery_files import gallery_route
 from outlyne.web.handlers import (
     DEFAULT_MAX_RESULTS,
-    MODEL_QUEUE,
     Handlers,
 )
+from outlyne.web.inputs import BoundedSketchpad, UploadImage
+from outlyne.web.lanes import MODEL_LANE, NETWORK_LANE, lane
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 CANVAS_SIZE = (512, 512)  # shown at about the editor's width; a Quick, Draw!-like drawing space
-MAX_UPLOAD = "25mb"  # a large phone photo fits; the pipeline downscales anything big anyway
+REQUEST_OVERHEAD = 1_000_000  # form fields and JSON around an uploaded image
 
 # Gradio 6 opens the editor with the "image" tool active: the canvas shows "select the draw tool to start"
 # and ignores strokes until the brush icon is clicked, and "Clear canvas" puts it back in that state. So
@@ -79,11 +83,12 @@ def build_demo(pipeline: Pipeline) -> gr.Blocks:
 def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
     with gr.Tabs(selected="sketch") as input_tabs:
         with gr.Tab("Sketch", id="sketch") as sketch_tab:
-            sketch = gr.Sketchpad(
+            sketch = BoundedSketchpad(  # hands over files, decoded within limits by outlyne.images
                 label="Sketch",
                 elem_id="outlyne-sketch",
-                type="numpy",
+                type="filepath",
                 image_mode="RGBA",
+                max_bytes=pipeline.config.max_image_bytes,
                 # Square paper that fills the editor; a thin black pen, no colour choice (the model sees
                 # line drawings), no layers and no crop/resize tools to get lost in.
                 canvas_size=CANVAS_SIZE,
@@ -96,11 +101,12 @@ def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
                 buttons=["download"],
             )
         with gr.Tab("Upload", id="upload") as upload_tab:
-            upload = gr.Image(
+            upload = UploadImage(  # hands over the file, decoded within limits by outlyne.images
                 label="Upload a drawing or a photo",
                 sources=["upload", "clipboard"],
-                type="numpy",
+                type="filepath",
                 image_mode="RGBA",
+                max_bytes=pipeline.config.max_image_bytes,
                 height=600,
             )
     search_button = gr.Button("Search", variant="primary")
@@ -198,8 +204,9 @@ def _wire_events(
 ) -> None:
     # The UI's own events are private: the API is exactly the two endpoints of _api_endpoints.
     private: dict[str, Any] = dict(api_visibility="private")
-    # Every event that runs the model counts against the same queue limit (see serving_concurrency).
-    model: dict[str, Any] = dict(concurrency_id=MODEL_QUEUE, **private)
+    # Scoring waits for the model lane only; searching has its own lane (outlyne.web.lanes).
+    model: dict[str, Any] = dict(**lane(MODEL_LANE), **private)
+    network: dict[str, Any] = dict(**lane(NETWORK_LANE), **private)
     live = [o["normalized"], o["label"], o["table"], o["query"], o["timings"]]
     results = [o["output_tabs"], *live[:4], o["status"], o["gallery"], o["sources"], o["timings"]]
     settings = [i["top_k"], i["extra"]]
@@ -232,7 +239,7 @@ def _wire_events(
         search_inputs,
         results,
         show_progress="minimal",
-        **model,
+        **network,
     )
     gr.on(
         [o["query_button"].click, o["query"].submit],
@@ -240,7 +247,7 @@ def _wire_events(
         [o["query"], *search_inputs],
         results,
         show_progress="minimal",
-        **model,
+        **network,
     )
     if i["examples"] is not None:
         # One click: the example goes into the Upload tab, which comes forward, and is searched.
@@ -249,7 +256,7 @@ def _wire_events(
             outputs=[i["input_tabs"], source],
             queue=False,
             **private,
-        ).then(handlers.search, search_inputs, results, show_progress="minimal", **model)
+        ).then(handlers.search, search_inputs, results, show_progress="minimal", **network)
 
 
 def _api_endpoints(handlers: Handlers, pipeline: Pipeline) -> None:
@@ -267,22 +274,26 @@ def _api_endpoints(handlers: Handlers, pipeline: Pipeline) -> None:
             value=DEFAULT_MAX_RESULTS, precision=0, label="max_results", minimum=1, maximum=100
         )
         result = gr.JSON(label="result")
-    shared = dict(concurrency_id=MODEL_QUEUE)
-    gr.on([], handlers.api_interrogate, [image, top_k], result, api_name="interrogate", **shared)
-    gr.on([], handlers.api_search, [image, top_k, max_results], result, api_name="search", **shared)
+    gr.on([], handlers.api_interrogate, [image, top_k], result, api_name="interrogate", **lane(MODEL_LANE))
+    gr.on(
+        [], handlers.api_search, [image, top_k, max_results], result, api_name="search", **lane(NETWORK_LANE)
+    )
 
 
 def launch_options(pipeline: Pipeline) -> dict[str, Any]:
-    """Where Gradio may read files from: the examples and, for the local backend, the gallery folder
-    (its thumbnails are file paths)."""
-    allowed = [str(EXAMPLES_DIR)]
-    if pipeline.config.local_search_folder is not None:
-        allowed.append(str(pipeline.config.local_search_folder.resolve()))
+    """Gradio may read files from the examples folder only. A local gallery is served by its own route
+    (outlyne.web.gallery_files: indexed images, downsized), never through `allowed_paths`. Uploads are
+    limited to the configured image byte limit, and any request body to that plus room for the form."""
+    config = pipeline.config
     return dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        allowed_paths=allowed,
-        max_file_size=MAX_UPLOAD,
+        allowed_paths=[str(EXAMPLES_DIR)],
+        max_file_size=config.max_image_bytes,
+        app_kwargs=dict(
+            routes=[gallery_route()],
+            middleware=[Middleware(BodyLimit, max_bytes=config.max_image_bytes + REQUEST_OVERHEAD)],
+        ),
         css=CSS,
         show_error=True,
     )

@@ -171,9 +171,31 @@ class DuckDuckGoBackend:
             raise SearchUnavailable(
                 "DuckDuckGo is rate-limiting requests; try again in a minute."
             ) from last_error
-        # Other DDGSExceptions are usually refusals too (no vqd token) but may be a network failure:
-        # say both, with the detail, rather than guess.
+        if _is_unreachable(last_error):
+            raise SearchUnavailable(
+                "DuckDuckGo cannot be reached from this server (a network or DNS failure)."
+            ) from last_error
+        # Other DDGSExceptions are usually refusals (no vqd token): said as one, without the library's
+        # text (long, and it can carry URLs).
         raise SearchUnavailable(
-            f"DuckDuckGo is rate-limiting requests or cannot be reached; try again in a minute "
-            f"({tries}; last error: {last_error})."
+            f"DuckDuckGo refused or failed the search after {tries}; try again in a minute."
         ) from last_error
+
+
+# How ddgs (through primp/httpx) words a failure to resolve or connect, as opposed to a refusal.
+_UNREACHABLE_MARKERS = (
+    "dns",
+    "name or service not known",
+    "failed to lookup",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+    "connection refused",
+    "connecterror",
+    "connect error",
+    "network is unreachable",
+)
+
+
+def _is_unreachable(error: Exception | None) -> bool:
+    text = f"{type(error).__name__} {error}".lower()
+    return any(marker in text for marker in _UNREACHABLE_MARKERS)
