@@ -7,11 +7,11 @@ images. The progress bar goes to stderr (only on a terminal) so `--json` output 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from outlyne.cli.output import positive_int, print_json
 from outlyne.model.embedder import Embedder
 
 
@@ -32,16 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "FOLDER/.outlyne/. Incremental: only new and changed images are embedded.",
     )
     parser.add_argument("folder", type=Path, help="the image folder")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="images per encoder call")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="images per encoder call")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             "rebuilt": report.rebuilt,
             "seconds": round(seconds, 3),
         }
-        print(json.dumps(payload, indent=2))
+        print_json(payload)
     else:
         if report.rebuilt:
             print(f"{report.rebuilt}: rebuilt it.")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from outlyne.cli.output import positive_int, print_json
 from outlyne.config import Config
 
 
@@ -22,8 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--backend",
         help="ddg | local:FOLDER | none (default: OUTLYNE_SEARCH, else ddg)",
     )
-    parser.add_argument("--top", type=int, default=20, help="how many results to ask for (default 20)")
-    parser.add_argument("--top-k", type=int, default=5, help="how many concepts to use (default 5)")
+    parser.add_argument(
+        "--top", type=positive_int, default=20, help="how many results to ask for (default 20)"
+    )
+    parser.add_argument("--top-k", type=positive_int, default=5, help="how many concepts to use (default 5)")
     parser.add_argument("--safesearch", choices=("on", "moderate", "off"), default="moderate")
     parser.add_argument("--no-rerank", action="store_true", help="keep the engine's order")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a list")
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         interrogate_options=InterrogateOptions(top_k=args.top_k),
     )
     if args.json:
-        print(json.dumps(outcome.to_json(), indent=2))
+        print_json(outcome.to_json())
     else:
         if outcome.interrogation:
             labels = ", ".join(f"{c.label} {c.score:.2f}" for c in outcome.interrogation.concepts)
