@@ -234,8 +234,8 @@ def load_encoder(config: Config, *, progress: Progress | None = None) -> OpenVin
 @contextlib.contextmanager
 def _export_lock(cache_dir: Path) -> Iterator[None]:
     try:
-        (Path(cache_dir) / "ir").mkdir(parents=True, exist_ok=True)
-        lock = FileLock(Path(cache_dir) / "ir" / ir_cache.LOCK)
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        lock = FileLock(Path(cache_dir) / ir_cache.LOCK)
         lock.acquire()
     except OSError as error:
         reason = os.strerror(error.errno).lower() if error.errno else "it cannot be written"

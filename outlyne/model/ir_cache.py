@@ -30,7 +30,7 @@ MANIFEST = "manifest.json"
 # inode) of each file as it was when its checksum last matched, and any write to a file moves its ctime
 # (which no unprivileged process can set back). A cache on a read-only disk is simply hashed every time.
 VERIFIED = ".verified.json"
-LOCK = ".export.lock"  # under OUTLYNE_CACHE_DIR/ir: exports take turns (filelock)
+LOCK = ".export.lock"  # in OUTLYNE_CACHE_DIR: exports take turns (filelock)
 
 
 class CacheInvalid(Exception):
