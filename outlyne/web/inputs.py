@@ -40,6 +40,16 @@ class UploadImage(gr.Image):
         super().__init__(*args, **kwargs)
         self.max_bytes = max_bytes
 
+    # The browser must see a plain gr.Image: the same front-end component, the same properties.
+    def get_block_name(self) -> str:
+        return "image"
+
+    def get_block_class(self) -> str:
+        return "image"
+
+    def get_config(self, cls: type | None = None) -> dict[str, Any]:
+        return super().get_config(cls or gr.Image)
+
     def preprocess(self, payload: Any) -> str | bytes | None:
         if payload is None:
             return None
@@ -68,6 +78,16 @@ class BoundedSketchpad(gr.Sketchpad):
         self.max_bytes = max_bytes
         self._blobs: OrderedDict[str, EditorDataBlobs] = OrderedDict()
         self._blob_lock = threading.Lock()
+
+    # The browser must see a plain gr.Sketchpad: the editor's front end, the same properties.
+    def get_block_name(self) -> str:
+        return "imageeditor"
+
+    def get_block_class(self) -> str:
+        return "imageeditor"
+
+    def get_config(self, cls: type | None = None) -> dict[str, Any]:
+        return super().get_config(cls or gr.Sketchpad)
 
     def preprocess(self, payload: EditorData | None) -> dict[str, Any] | None:
         if payload is None:
