@@ -17,6 +17,7 @@ from collections import OrderedDict
 from typing import Any
 
 import gradio as gr
+from fastapi import HTTPException
 from gradio.components.base import server
 from gradio.components.image_editor import AcceptBlobs, EditorData, EditorDataBlobs
 from gradio.data_classes import FileData
@@ -105,21 +106,20 @@ class BoundedSketchpad(gr.Sketchpad):
 
     @server
     def accept_blobs(self, data: AcceptBlobs) -> None:
-        """The editor sends its layers here before the event that uses them (Gradio's protocol)."""
+        """The editor sends its layers here before the event that uses them (Gradio's protocol). Refusals
+        are HTTP errors (a 4xx, not a 500 with a server-side traceback): only a hand-made request gets one."""
         fields = data.data
         kind, blob_id = fields.get("type"), str(fields.get("id") or "")[:64]
         if kind not in _PARTS or not blob_id or not data.files:
-            raise gr.Error("The drawing could not be received.", print_exception=False)
+            raise HTTPException(400, "The drawing could not be received.")
         blob = data.files[0][1]
         if len(blob) > self.max_bytes:
-            raise gr.Error("The drawing is too large.", print_exception=False)
+            raise HTTPException(413, "The drawing is too large.")
         index = None
         if kind == "layer":
             raw_index = str(fields.get("index") or "0")
             if not raw_index.isdigit() or int(raw_index) >= MAX_EDITOR_LAYERS:
-                raise gr.Error(
-                    f"A drawing may have at most {MAX_EDITOR_LAYERS} layers.", print_exception=False
-                )
+                raise HTTPException(400, f"A drawing may have at most {MAX_EDITOR_LAYERS} layers.")
             index = int(raw_index)
         with self._blob_lock:
             current = self._blobs.pop(blob_id, None) or EditorDataBlobs(
