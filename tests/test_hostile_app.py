@@ -124,13 +124,11 @@ def test_the_editors_blob_endpoint_is_bounded(app: AppServer, raw: QueueClient) 
 
 
 def test_a_non_image_upload_in_the_page_is_one_sentence(raw: QueueClient) -> None:
-    upload = raw.component_id("outlyne-upload") if _has(raw, "outlyne-upload") else None
-    if upload is None:
-        upload = next(
-            c["id"]
-            for c in raw.config["components"]
-            if c.get("props", {}).get("label") == "Upload a drawing or a photo"
-        )
+    upload = next(
+        c["id"]
+        for c in raw.config["components"]
+        if c.get("props", {}).get("label") == "Upload a drawing or a photo"
+    )
     event = raw.event_index(upload, "upload")
     text = raw.upload("notes.png", b"just text\n" * 50)
     messages = raw.call(event, [{**text, "url": None}, 5, ""])
