@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from outlyne.errors import ConfigError
-from outlyne.search.backends import DEFAULT_SEARCH, parse_search
+from outlyne.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ImageLimits
+from outlyne.search.spec import DEFAULT_SEARCH, parse_search
 
 DEFAULT_MODEL = "google/siglip2-base-patch16-224"
 PRECISIONS = ("fp32", "int8", "int8-static")
@@ -27,7 +28,7 @@ class Config:
     cache_dir: Path = Path.home() / ".cache" / "outlyne"
     concepts_path: Path = REPO_ROOT / "concepts.json"
     # An ordered chain of web engines ("ddg,openverse,wikimedia", "searxng:URL"), one gallery
-    # ("local:FOLDER") or "none": see outlyne/search/backends.py.
+    # ("local:FOLDER") or "none": see outlyne/search/spec.py.
     search: str = DEFAULT_SEARCH
     search_deadline: float = 15.0  # seconds for the whole chain (OUTLYNE_SEARCH_DEADLINE)
     search_cache_ttl: float = 3600.0  # seconds an answer is reused, 0 = never (OUTLYNE_SEARCH_CACHE_TTL)
@@ -37,8 +38,15 @@ class Config:
     threads: int | None = None  # None: let OpenVINO decide (it sizes from the host, not the container)
     batch_size: int = 16
     top_k: int = 5
+    # The one byte limit and the one pixel limit of every image we decode (outlyne.images): uploads, the
+    # editor's layers, CLI files, gallery files. Gradio's upload limit (max_file_size) is the byte limit.
+    max_image_bytes: int = MAX_IMAGE_BYTES
+    max_image_pixels: int = MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
+        for name in ("max_image_bytes", "max_image_pixels"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"OUTLYNE_{name.upper()} must be a positive integer.")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"OUTLYNE_PRECISION={self.precision!r} is not one of {', '.join(PRECISIONS)}.")
         if self.threads is not None and self.threads < 1:
@@ -69,11 +77,17 @@ class Config:
             if env.get("OUTLYNE_CONCEPTS")
             else defaults.concepts_path,
             threads=threads_value,
+            max_image_bytes=_positive_int(env, "OUTLYNE_MAX_IMAGE_BYTES", defaults.max_image_bytes),
+            max_image_pixels=_positive_int(env, "OUTLYNE_MAX_IMAGE_PIXELS", defaults.max_image_pixels),
         )
 
     def with_options(self, **changes: object) -> Config:
         """A copy with some fields changed (the config itself is never mutated)."""
         return replace(self, **changes)
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
 
     @property
     def local_search_folder(self) -> Path | None:
@@ -97,3 +111,12 @@ def _search_settings(env: Mapping[str, str]) -> dict[str, object]:
         "openverse_client_id": env.get("OUTLYNE_OPENVERSE_CLIENT_ID", "").strip() or None,
         "openverse_client_secret": env.get("OUTLYNE_OPENVERSE_CLIENT_SECRET", "").strip() or None,
     }
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip().replace("_", "")
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{name} must be a positive integer, not {text[:40]!r}.")
+    return int(text)

@@ -46,3 +46,10 @@ class ConfigError(OutlyneError):
 def first_line(error: BaseException, limit: int = 200) -> str:
     """A library's error message cut to its first line: messages to people stay one sentence long."""
     return (str(error).strip().splitlines() or [""])[0][:limit]
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """Text someone else chose (a label, a file name), cut to `limit` characters for a message, so a
+    10,000-character value never comes back whole."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

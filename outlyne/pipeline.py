@@ -186,7 +186,7 @@ class Pipeline:
         options = options or InterrogateOptions(top_k=self.config.top_k)
         timer = StageTimer()
         with timer.stage("normalize"):
-            sketch = normalize(image, options.normalize)
+            sketch = normalize(image, options.normalize, self.config.image_limits)
         with timer.stage("embed"):
             embedding = self.encoder.embed_images([sketch.model_image])[0]
         with timer.stage("score"):

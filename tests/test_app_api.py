@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -85,8 +86,11 @@ def test_search_returns_the_interrogation_and_gallery_results(
     gallery_files = {path.name for path in app.gallery.glob("*.png")}
     for item in results:
         assert item["title"] in gallery_files
-        assert item["url"].startswith("file://")
+        # An app URL with a stable id, never a server path; the app serves a downsized copy there.
+        assert item["url"].startswith("/outlyne/gallery/") and str(app.gallery) not in item["url"]
         assert -1.0 <= item["similarity"] <= 1.0
+    served = httpx.get(app.url.rstrip("/") + results[0]["url"], timeout=30)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
     similarities = [item["similarity"] for item in results]
     assert similarities == sorted(similarities, reverse=True)
     assert "search" in result["timings_ms"]

@@ -60,6 +60,14 @@ def _truncate_bin(folder: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
 
 
+def _flip_one_bit_in_bin(folder: Path) -> None:
+    """Same size, one bit different: before issue 11 this loaded silently with wrong embeddings."""
+    path = folder / "vision.bin"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
 def _garbage_xml(folder: Path) -> None:
     (folder / "vision.xml").write_text("<net><this is not IR")
 
@@ -80,8 +88,14 @@ def _garbage_xml_behind_a_consistent_manifest(folder: Path) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    [_truncate_bin, _garbage_xml, _delete_manifest, _garbage_xml_behind_a_consistent_manifest],
-    ids=["truncated-bin", "garbage-xml", "no-manifest", "garbage-xml-consistent-manifest"],
+    [
+        _truncate_bin,
+        _flip_one_bit_in_bin,
+        _garbage_xml,
+        _delete_manifest,
+        _garbage_xml_behind_a_consistent_manifest,
+    ],
+    ids=["truncated-bin", "flipped-bit-bin", "garbage-xml", "no-manifest", "garbage-xml-consistent-manifest"],
 )
 def test_a_damaged_cache_is_rebuilt(
     tiny_encoder, tiny_checkpoint, private_cache, export_calls, damage

@@ -60,7 +60,7 @@ def test_first_run_embeds_every_image_and_lists_unreadable_ones(gallery: Path) -
     assert sorted(rows) == ["a.png", "b.JPG", "d.gif", "e.bmp", "nested/deeper/c.webp"]
     expected = FakeEncoder().embed_images([Image.open(gallery / "a.png")])[0]
     np.testing.assert_allclose(rows["a.png"], expected, atol=1e-6)
-    index_files = sorted(p.name for p in (gallery / ".outlyne").iterdir())
+    index_files = sorted(p.name for p in (gallery / ".outlyne").iterdir() if p.name != ".lock")
     assert len(index_files) == 2 and "manifest.json" in index_files  # no temporary files left behind
 
 
@@ -170,7 +170,7 @@ def test_nearest_matches_brute_force_on_random_rows() -> None:
     assert [int(p) for p, _ in index.nearest(query, k=20)] == expected.tolist()
 
 
-def test_local_backend_returns_paths_ranked_and_sees_a_reindex(gallery: Path) -> None:
+def test_local_backend_returns_app_urls_ranked_and_sees_a_reindex(gallery: Path) -> None:
     encoder = FakeEncoder()
     index_folder(gallery, encoder)
     backend = LocalGalleryBackend(gallery, encoder)
@@ -178,8 +178,11 @@ def test_local_backend_returns_paths_ranked_and_sees_a_reindex(gallery: Path) ->
     results = backend.search(SearchRequest("", max_results=3, image_embedding=sketch))
     assert len(results) == 3
     first = results[0]
-    assert first.thumbnail == str(gallery.resolve() / "nested/deeper/c.webp")
-    assert Path(first.thumbnail).is_file()
+    # An app URL with a stable id (the start of the file's hash), never the server path.
+    assert first.thumbnail == first.image == first.url
+    assert first.thumbnail.startswith("/outlyne/gallery/") and str(gallery) not in first.thumbnail
+    served = backend.open_served(first.thumbnail.rsplit("/", 1)[1], max_side=16)
+    assert served is not None and max(served.size) == 16
     assert (first.engine_rank, first.source, first.title) == (0, "local", "c.webp")
     assert (first.width, first.height) == PICTURES[2].size
     assert first.similarity == pytest.approx(1.0, abs=1e-3)
@@ -189,7 +192,8 @@ def test_local_backend_returns_paths_ranked_and_sees_a_reindex(gallery: Path) ->
     (gallery / "nested/deeper/c.webp").unlink()
     index_folder(gallery, encoder)
     again = backend.search(SearchRequest("", max_results=3, image_embedding=sketch))
-    assert all(not r.thumbnail.endswith("c.webp") for r in again)
+    assert all(r.title != "c.webp" for r in again)
+    assert backend.open_served(first.thumbnail.rsplit("/", 1)[1], max_side=16) is None
 
 
 def test_local_backend_without_index_is_search_unavailable(tmp_path: Path) -> None:

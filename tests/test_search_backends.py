@@ -15,10 +15,11 @@ from outlyne.concepts.file import Concept
 from outlyne.config import Config
 from outlyne.errors import ConfigError
 from outlyne.pipeline import Pipeline, SearchOptions
-from outlyne.search.backends import CACHE_FILE, Step, make_backend, parse_search
+from outlyne.search.backends import CACHE_FILE, make_backend
 from outlyne.search.chain import SearchChain
 from outlyne.search.engines import ddg, openverse, searxng, wikimedia
 from outlyne.search.galleries.folder import LocalGalleryBackend
+from outlyne.search.spec import Step, parse_search
 from outlyne.web import format as ui_format
 from tests.support.engine_servers import (
     CommonsApi,

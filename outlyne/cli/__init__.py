@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+from outlyne.cli.output import stdout_for_json_only
 from outlyne.errors import OutlyneError
 
 # (module, name) in the order `--help` lists them. Each is imported only to register its arguments; heavy
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with stdout_for_json_only(getattr(args, "json", False)):
+            return int(args.func(args) or 0)
     except OutlyneError as error:
         print(f"outlyne: {error}", file=sys.stderr)
         return 2

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
+from outlyne.cli.output import print_json
 from outlyne.config import Config
 
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 for path, vector in zip(args.images, vectors, strict=True)
             ],
         }
-        print(json.dumps(result))
+        print_json(result, indent=None)
         return 0
     for path, vector in zip(args.images, vectors, strict=True):
         head = " ".join(f"{v:+.4f}" for v in vector[:6])

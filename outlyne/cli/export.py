@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 
+from outlyne.cli.output import print_json
 from outlyne.config import PRECISIONS, Config
 
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        print(json.dumps({"exports": exports}, indent=2))
+        print_json({"exports": exports})
         return 0
     for item in exports:
         state = "exported" if item["exported_now"] else "already cached"

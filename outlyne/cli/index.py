@@ -7,11 +7,11 @@ images. The progress bar goes to stderr (only on a terminal) so `--json` output 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from outlyne.cli.output import positive_int, print_json
 from outlyne.model.embedder import Embedder
 
 
@@ -32,26 +32,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "FOLDER/.outlyne/. Incremental: only new and changed images are embedded.",
     )
     parser.add_argument("folder", type=Path, help="the image folder")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="images per encoder call")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="images per encoder call")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
     from outlyne.config import Config
     from outlyne.search.galleries.folder import index_folder
 
-    batch_size = args.batch_size or Config.from_env().batch_size
+    config = Config.from_env()
+    batch_size = args.batch_size or config.batch_size
     encoder = load_encoder()
     start = time.perf_counter()
-    report = index_folder(args.folder, encoder, batch_size=batch_size, progress=sys.stderr.isatty())
+    report = index_folder(
+        args.folder,
+        encoder,
+        batch_size=batch_size,
+        progress=sys.stderr.isatty(),
+        limits=config.image_limits,
+    )
     seconds = time.perf_counter() - start
     if args.json:
         payload = {
@@ -62,10 +62,13 @@ def run(args: argparse.Namespace) -> int:
             "removed": report.removed,
             "unchanged": report.unchanged,
             "skipped": [{"path": path, "reason": reason} for path, reason in report.skipped],
+            "rebuilt": report.rebuilt,
             "seconds": round(seconds, 3),
         }
-        print(json.dumps(payload, indent=2))
+        print_json(payload)
     else:
+        if report.rebuilt:
+            print(f"{report.rebuilt}: rebuilt it.")
         total = report.added + report.updated + report.unchanged
         print(
             f"{args.folder}: {total} images indexed ({report.added} added, {report.updated} updated, "

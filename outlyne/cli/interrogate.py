@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 from pathlib import Path
 
+from outlyne.cli.output import positive_int, print_json
 from outlyne.config import Config
-from outlyne.errors import OutlyneError
+from outlyne.errors import OutlyneError, shorten
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Normalize a sketch, embed it and score it against the concept bank (no web search).",
     )
     parser.add_argument("image", type=Path, help="a sketch or photo (png, jpg, webp, ...)")
-    parser.add_argument("--top-k", type=int, default=5, help="how many concepts to report (default 5)")
+    parser.add_argument(
+        "--top-k", type=positive_int, default=5, help="how many concepts to report (default 5)"
+    )
     parser.add_argument("--concepts", type=Path, help="a concepts file instead of OUTLYNE_CONCEPTS")
     parser.add_argument("--save-normalized", type=Path, metavar="OUT.png", help="save what the model saw")
     parser.add_argument(
@@ -54,13 +57,18 @@ def run(args: argparse.Namespace) -> int:
     if args.save_normalized:
         from PIL import Image
 
-        args.save_normalized.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(result.sketch.model_image).save(args.save_normalized)
+        try:
+            args.save_normalized.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(result.sketch.model_image).save(args.save_normalized)
+        except (OSError, ValueError) as error:  # ValueError: a suffix Pillow has no format for
+            reason = os.strerror(error.errno).lower() if getattr(error, "errno", None) else "unknown format"
+            name = shorten(args.save_normalized.name, 60)
+            raise OutlyneError(f"Cannot save the normalized sketch as {name} ({reason}).") from None
     if args.json:
         data = result.to_json()
         if explanation is not None:
             data["explain"] = explanation.to_json()
-        print(json.dumps(data, indent=2))
+        print_json(data)
         return 0
     width = max(len(c.label) for c in result.concepts)
     for concept in result.concepts:

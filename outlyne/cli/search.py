@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from outlyne.cli.output import positive_int, print_json
 from outlyne.config import Config
 
 
@@ -23,8 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="engines in order, as OUTLYNE_SEARCH: e.g. ddg,openverse,wikimedia | searxng:URL | "
         "local:FOLDER | none (default: OUTLYNE_SEARCH, else ddg,openverse,wikimedia)",
     )
-    parser.add_argument("--top", type=int, default=20, help="how many results to ask for (default 20)")
-    parser.add_argument("--top-k", type=int, default=5, help="how many concepts to use (default 5)")
+    parser.add_argument(
+        "--top", type=positive_int, default=20, help="how many results to ask for (default 20)"
+    )
+    parser.add_argument("--top-k", type=positive_int, default=5, help="how many concepts to use (default 5)")
     parser.add_argument("--safesearch", choices=("on", "moderate", "off"), default="moderate")
     parser.add_argument("--no-rerank", action="store_true", help="keep the engine's order")
     parser.add_argument(
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         interrogate_options=InterrogateOptions(top_k=args.top_k),
     )
     if args.json:
-        print(json.dumps(outcome.to_json(), indent=2))
+        print_json(outcome.to_json())
     else:
         if outcome.interrogation:
             labels = ", ".join(f"{c.label} {c.score:.2f}" for c in outcome.interrogation.concepts)

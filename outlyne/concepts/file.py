@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from outlyne.errors import ConceptFileError, OutlyneError
+from outlyne.errors import ConceptFileError, OutlyneError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,8 @@ def _read_json(path: Path) -> object:
         raise ConceptFileError(
             f"{path} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
         ) from None
+    except RecursionError:  # "[[[[...]]]]" thousands deep: Python's parser gives up, say what it means
+        raise ConceptFileError(f"{path} is nested too deeply to be a concept file.") from None
 
 
 def _file_templates(path: Path, templates: object) -> tuple[str, ...] | None:
@@ -216,14 +218,14 @@ def _parse_entry(path: Path, index: int, entry: object) -> Concept:
         )
     label = entry.get("label")
     if isinstance(label, str) and label.strip():
-        where = f'{where} ("{label.strip()}")'
+        where = f'{where} ("{shorten(label.strip(), 60)}")'
 
     def fail(problem: str) -> ConceptFileError:
         return ConceptFileError(f"{where}: {problem}")
 
     unknown = sorted(set(entry) - set(_ENTRY_KEYS))
     if unknown:
-        raise fail(f"unknown key {unknown[0]!r} (allowed: {', '.join(_ENTRY_KEYS)}).")
+        raise fail(f"unknown key {shorten(repr(unknown[0]), 40)} (allowed: {', '.join(_ENTRY_KEYS)}).")
     if "label" not in entry:
         raise fail("missing 'label'.")
     if not isinstance(label, str):
@@ -239,7 +241,10 @@ def _parse_entry(path: Path, index: int, entry: object) -> Concept:
     if not isinstance(group, str):
         raise fail(f"'group' must be a string, not {_kind(group)}.")
     if not _GROUP_PATTERN.match(group):
-        raise fail(f"bad group {group!r}: use a lowercase word such as 'furniture' or 'musical-instrument'.")
+        raise fail(
+            f"bad group {shorten(repr(group), 40)}: "
+            "use a lowercase word such as 'furniture' or 'musical-instrument'."
+        )
     return Concept(label, group, _parse_search_words(entry.get("search_words", []), fail))
 
 
@@ -249,7 +254,7 @@ def _parse_search_words(words: object, fail: Callable[[str], ConceptFileError]) 
     cleaned = []
     for word in words:
         if not isinstance(word, str) or not word.strip():
-            raise fail(f"'search_words' must hold non-empty strings; found {word!r}.")
+            raise fail(f"'search_words' must hold non-empty strings; found {shorten(repr(word), 40)}.")
         cleaned.append(word.strip())
     return tuple(cleaned)
 

@@ -8,12 +8,14 @@ version) is missing or damaged, `load_encoder` runs the exporter (which imports 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import openvino as ov
+from filelock import FileLock
 
 from outlyne.config import Config
 from outlyne.errors import ModelUnavailable, first_line
@@ -217,5 +219,30 @@ def load_encoder(config: Config, *, progress: Progress | None = None) -> OpenVin
         except RuntimeError as error:  # OpenVINO could not read/compile it: damaged in a way sizes miss
             say(f"cached export could not be loaded ({first_line(error, 300)}); rebuilding it")
             ir_cache.discard(folder)
-    folder, manifest = _export_into_cache(source, config, say)
+    with _export_lock(config.cache_dir):
+        # Exports take turns: whoever waited may find the export another process just published, and
+        # staging left by a killed run is removed (nobody else can be exporting while we hold the lock).
+        found = _find_cache(source, config, say)
+        if found is not None:
+            return OpenVinoEncoder(*found, config)
+        for name in ir_cache.remove_leftovers(config.cache_dir):
+            say(f"removed {name}, left by an export that did not finish")
+        folder, manifest = _export_into_cache(source, config, say)
     return OpenVinoEncoder(folder, manifest, config, exported_now=True)
+
+
+@contextlib.contextmanager
+def _export_lock(cache_dir: Path) -> Iterator[None]:
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        lock = FileLock(Path(cache_dir) / ir_cache.LOCK)
+        lock.acquire()
+    except OSError as error:
+        reason = os.strerror(error.errno).lower() if error.errno else "it cannot be written"
+        raise ModelUnavailable(
+            f"The model cache folder (OUTLYNE_CACHE_DIR) cannot be used: {reason}."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

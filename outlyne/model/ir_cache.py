@@ -8,6 +8,7 @@ manifest; anything missing, truncated or altered is reported as CacheInvalid and
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import importlib.metadata
@@ -18,14 +19,18 @@ import shutil
 import uuid
 from pathlib import Path
 
-from outlyne.files import sha256_file
+from outlyne.files import atomic_write_text, sha256_file
 
 # Bump when the exported graphs or the manifest change meaning: every cache is then rebuilt.
 EXPORT_FORMAT = 2
 MANIFEST = "manifest.json"
-# Weight files are only checked by size on load (a truncated .bin is caught; a same-size bit flip is not):
-# hashing them costs ~1 s per GB on every start. Everything else (XML, JSON, tokenizer) is hashed.
-_SIZE_ONLY_SUFFIXES = (".bin",)
+# Every file, weights included, is checked against its SHA-256: a same-size bit flip in a .bin would
+# otherwise load silently and give wrong embeddings. Hashing weights costs about 0.5 s per 100 MB here, so
+# a file is re-hashed only when it changed since its last check: VERIFIED records (size, mtime, ctime,
+# inode) of each file as it was when its checksum last matched, and any write to a file moves its ctime
+# (which no unprivileged process can set back). A cache on a read-only disk is simply hashed every time.
+VERIFIED = ".verified.json"
+LOCK = ".export.lock"  # in OUTLYNE_CACHE_DIR: exports take turns (filelock)
 
 
 class CacheInvalid(Exception):
@@ -57,7 +62,7 @@ def entry_folder(cache_dir: Path, model_name: str, precision: str, key: str) -> 
 def write_manifest(folder: Path, info: dict) -> dict:
     """Record every file's size and checksum next to `info`; written last, so its presence means done."""
     files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (MANIFEST, VERIFIED)):
         name = path.relative_to(folder).as_posix()
         files[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
     manifest = {**info, "format": EXPORT_FORMAT, "files": files}
@@ -66,7 +71,8 @@ def write_manifest(folder: Path, info: dict) -> dict:
 
 
 def read_manifest(folder: Path, key: str | None = None, *, full: bool = False) -> dict:
-    """The manifest of a usable cache folder, or CacheInvalid. `full` also hashes the weight files."""
+    """The manifest of a usable cache folder, or CacheInvalid. Files unchanged since their last
+    successful check keep that check (see VERIFIED); `full` hashes every file regardless."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except FileNotFoundError:
@@ -77,17 +83,33 @@ def read_manifest(folder: Path, key: str | None = None, *, full: bool = False) -
         raise CacheInvalid(f"{folder.name}: manifest of another format")
     if key is not None and manifest.get("key") != key:
         raise CacheInvalid(f"{folder.name}: manifest is for {manifest.get('key')!r}")
+    verified = {} if full else _read_verified(folder)
+    checked = {}
     for name, expected in manifest.get("files", {}).items():
         path = folder / name
         try:
-            size = path.stat().st_size
+            stat = path.stat()
         except OSError:
             raise CacheInvalid(f"{folder.name}: {name} is missing") from None
-        if size != expected["size"]:
-            raise CacheInvalid(f"{folder.name}: {name} has {size} bytes, expected {expected['size']}")
-        if (full or not name.endswith(_SIZE_ONLY_SUFFIXES)) and sha256_file(path) != expected["sha256"]:
+        if stat.st_size != expected["size"]:
+            raise CacheInvalid(f"{folder.name}: {name} has {stat.st_size} bytes, expected {expected['size']}")
+        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, expected["sha256"]]
+        if verified.get(name) != stamp and sha256_file(path) != expected["sha256"]:
             raise CacheInvalid(f"{folder.name}: {name} does not match its checksum")
+        checked[name] = stamp
+    if checked != verified:
+        # A read-only cache (say, baked into an image) is simply hashed again next time.
+        with contextlib.suppress(OSError):
+            atomic_write_text(folder / VERIFIED, json.dumps(checked))
     return manifest
+
+
+def _read_verified(folder: Path) -> dict:
+    try:
+        verified = json.loads((folder / VERIFIED).read_text())
+    except (OSError, ValueError):
+        return {}
+    return verified if isinstance(verified, dict) else {}
 
 
 def find_latest(cache_dir: Path, model_name: str, precision: str) -> Path | None:
@@ -116,6 +138,18 @@ def staging_folder(cache_dir: Path) -> Path:
     folder = Path(cache_dir) / "ir" / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
     return folder
+
+
+def remove_leftovers(cache_dir: Path) -> list[str]:
+    """Delete staging and trash folders under OUTLYNE_CACHE_DIR/ir; only safe while holding LOCK (then
+    no other export is running, so they were left by a run that was killed). Returns their names."""
+    removed = []
+    for leftover in sorted((Path(cache_dir) / "ir").glob(".staging-*")) + sorted(
+        (Path(cache_dir) / "ir").glob(".trash-*")
+    ):
+        shutil.rmtree(leftover, ignore_errors=True)
+        removed.append(leftover.name)
+    return removed
 
 
 def discard(folder: Path) -> None:

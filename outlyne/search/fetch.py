@@ -1,13 +1,16 @@
 """Download thumbnails from URLs a search engine handed us: untrusted input, so every step is bounded.
 
-- http(s) only; the host is resolved here and every address it resolves to must be public, then the
-  connection goes to that vetted address (Host header and TLS SNI keep the name), so a DNS answer cannot
-  change between the check and the connect. Redirects are followed by hand so each hop is checked too.
-- A per-request time budget, an overall deadline for the batch, a bounded thread pool. (Name resolution
-  has no timeout in the standard library; the overall deadline is what bounds a hanging resolver.)
+- http(s) only, no credentials in the URL; the host is resolved here and every address it resolves to
+  must be public in every spelling (outlyne.search.addresses), then the connection goes to that vetted
+  address (Host header and TLS SNI keep the name), so a DNS answer cannot change between the check and
+  the connect. Redirects are followed by hand so each hop is checked again.
+- A wall-clock deadline per thumbnail and for the whole batch that every connect, read and write obeys
+  (outlyne.search.deadline): when it passes, the socket is closed and the worker returns. A bounded
+  thread pool. (Name resolution has no timeout in the standard library; the batch deadline is what
+  bounds the caller then.)
 - At most `max_bytes` read: Content-Length checked first, then the stream is cut off.
-- Only common web image formats are decoded, with Pillow's decompression-bomb guard on, and fully loaded
-  so truncated files fail here rather than in the encoder.
+- Decoded by the one intake (outlyne.images) with `max_pixels` and kept at most `keep_side` px. Memory
+  for a whole batch is bounded: see `FetchLimits.memory_bound`.
 
 Any failure becomes that entry's `error` (a short reason re-ranking counts); nothing here raises.
 
@@ -20,7 +23,6 @@ verifying the certificate for the original name; urllib would need a custom HTTP
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 import socket
 import ssl
@@ -30,19 +32,21 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+import httpcore
 import httpx
 from PIL import Image
 
 from outlyne.errors import BadImage
-from outlyne.images import flatten_to_rgb, open_image
+from outlyne.images import LARGE_DECODE_PIXELS, LARGE_DECODE_SLOTS, ImageLimits, flatten_to_rgb, open_image
+from outlyne.search.addresses import is_public_address
+from outlyne.search.deadline import DeadlineBackend, deadline_for_this_thread
 
 log = logging.getLogger(__name__)
 
-# Decoders for what the web serves as thumbnails; exotic formats are more attack surface than value.
-IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
-# Thumbnails are small; a few MB of PNG can still decode to gigabytes. Below Pillow's own bomb limit,
-# since up to `concurrency` images are decoded at once.
-MAX_PIXELS = 4096 * 4096
+# Thumbnails are small; a few MB of PNG can still decode to gigabytes. Far below the upload limit, since
+# up to `concurrency` of them are decoded at once.
+MAX_PIXELS = 2048 * 2048
+KEEP_SIDE = 448  # what is kept of each thumbnail until it is embedded: 2x the model's input
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 USER_AGENT = "Mozilla/5.0 (compatible; Outlyne thumbnail fetcher)"
 
@@ -55,6 +59,18 @@ class FetchLimits:
     concurrency: int = 8
     allow_loopback: bool = False  # tests serve thumbnails from 127.0.0.1
     max_redirects: int = 3
+    max_pixels: int = MAX_PIXELS
+    keep_side: int = KEEP_SIDE
+
+    def memory_bound(self, count: int) -> int:
+        """Bytes a batch of `count` thumbnails can hold at once, at most: the bodies being read, the
+        decodes in flight (those over LARGE_DECODE_PIXELS take turns) and the reduced images kept."""
+        workers = min(self.concurrency, count)
+        small_decodes = workers * min(self.max_pixels, LARGE_DECODE_PIXELS) * 4
+        large_decodes = (
+            LARGE_DECODE_SLOTS * self.max_pixels * 4 if self.max_pixels > LARGE_DECODE_PIXELS else 0
+        )
+        return workers * self.max_bytes + small_decodes + large_decodes + count * self.keep_side**2 * 3
 
 
 @dataclass(frozen=True)
@@ -68,24 +84,13 @@ class FetchError(Exception):
     """Internal: carries the short reason that ends up in `Fetched.error`."""
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Bytes -> loaded RGB image, or FetchError("not an image" / "too large")."""
+def decode_image(data: bytes, limits: FetchLimits = FetchLimits()) -> Image.Image:
+    """Bytes -> RGB image at most `keep_side` px, or FetchError("not an image" / "too large")."""
+    intake = ImageLimits(max_bytes=limits.max_bytes, max_pixels=limits.max_pixels, max_side=limits.keep_side)
     try:
-        # JPEG decodes at a reduced scale, still >= 2x the model's input.
-        return flatten_to_rgb(open_image(data, max_pixels=max_pixels, reduce_to=448))
+        return flatten_to_rgb(open_image(data, intake, name="The thumbnail"))
     except BadImage as error:
         raise FetchError("too large" if "too large" in str(error) else "not an image") from error
-
-
-def is_public_address(address: str, *, allow_loopback: bool = False) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if allow_loopback and ip.is_loopback:
-        return True
-    # is_global excludes private, loopback, link-local, shared (CGNAT), documentation and reserved ranges;
-    # multicast counts as "global" to ipaddress, so it is refused separately.
-    return ip.is_global and not ip.is_multicast
 
 
 def _resolve(host: str, port: int, allow_loopback: bool) -> list[str]:
@@ -105,17 +110,17 @@ def _resolve(host: str, port: int, allow_loopback: bool) -> list[str]:
 
 class _Deadline:
     def __init__(self, seconds: float) -> None:
-        self._end = time.monotonic() + seconds
+        self.end = time.monotonic() + seconds
 
     def remaining(self) -> float:
-        left = self._end - time.monotonic()
+        left = self.end - time.monotonic()
         if left <= 0:
             raise FetchError("timeout")
         return left
 
     def earlier(self, seconds: float) -> _Deadline:
         other = _Deadline(seconds)
-        return other if other._end < self._end else self
+        return other if other.end < self.end else self
 
 
 def _get(client: httpx.Client, url: str, limits: FetchLimits, deadline: _Deadline) -> bytes:
@@ -145,6 +150,8 @@ def _send(client: httpx.Client, url: httpx.URL, limits: FetchLimits, deadline: _
     """GET one hop from a vetted address (the next one if a connection is refused), headers only."""
     if url.scheme not in ("http", "https") or not url.host:
         raise FetchError("bad url")
+    if url.userinfo:  # never send someone's credentials (httpx would turn them into Basic auth)
+        raise FetchError("credentials in url")
     host = url.raw_host.decode("ascii")  # IDNA-encoded: what DNS and TLS SNI expect
     port = url.port or (443 if url.scheme == "https" else 80)
     addresses = _resolve(host, port, limits.allow_loopback)
@@ -172,7 +179,7 @@ def _read_capped(response: httpx.Response, max_bytes: int, deadline: _Deadline) 
     body = bytearray()
     # Raw bytes: we asked for no content-encoding, and decoding gzip here would let a small compressed body
     # expand past the cap within a single chunk. An encoded body simply fails to decode as an image.
-    for chunk in response.iter_raw(chunk_size=64 * 1024):
+    for chunk in response.iter_raw():  # each network read as it arrives: the cap is checked per read
         body += chunk
         if len(body) > max_bytes:
             raise FetchError("too large")
@@ -183,7 +190,9 @@ def _read_capped(response: httpx.Response, max_bytes: int, deadline: _Deadline) 
 def _fetch_one(client: httpx.Client, url: str, limits: FetchLimits, batch: _Deadline) -> Fetched:
     try:
         deadline = batch.earlier(limits.timeout)
-        return Fetched(url, decode_image(_get(client, url, limits, deadline)), None)
+        with deadline_for_this_thread(deadline.end):
+            body = _get(client, url, limits, deadline)
+        return Fetched(url, decode_image(body, limits), None)
     except FetchError as error:
         return Fetched(url, None, str(error))
     except httpx.TimeoutException:
@@ -212,10 +221,9 @@ def fetch_images(urls: Sequence[str], limits: FetchLimits = FetchLimits()) -> li
     client = httpx.Client(
         # No proxies from the environment: a proxy would make the connection, defeating the address check.
         trust_env=False,
-        verify=_tls_context(),
+        transport=_deadline_transport(limits.concurrency),
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"},
-        limits=httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency),
     )
     executor = ThreadPoolExecutor(max_workers=max(1, min(limits.concurrency, len(urls))))
     futures = [executor.submit(_fetch_one, client, url, limits, batch) for url in urls]
@@ -232,6 +240,19 @@ def fetch_images(urls: Sequence[str], limits: FetchLimits = FetchLimits()) -> li
         future.result() if future in done else Fetched(url, None, "timeout")
         for url, future in zip(urls, futures, strict=True)
     ]
+
+
+def _deadline_transport(concurrency: int) -> httpx.HTTPTransport:
+    """httpx's own transport over a connection pool whose sockets obey the thread's deadline. httpx has
+    no parameter for a network backend, so its pool is replaced by an equivalent one that has it."""
+    transport = httpx.HTTPTransport(verify=_tls_context(), trust_env=False)
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=_tls_context(),
+        max_connections=concurrency,
+        max_keepalive_connections=concurrency,
+        network_backend=DeadlineBackend(),
+    )
+    return transport
 
 
 def _close_after(executor: ThreadPoolExecutor, client: httpx.Client) -> None:

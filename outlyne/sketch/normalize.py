@@ -2,7 +2,7 @@
 
 Pure OpenCV/numpy/PIL (no model imports), so it is cheap to test and to call on every Sketchpad change.
 
-    load_rgb   any accepted input -> HxWx3 uint8 RGB, transparency flattened onto white
+    load_rgb   (outlyne.sketch.load) any accepted input -> HxWx3 uint8 RGB, transparency flattened onto white
     normalize  grayscale -> polarity -> denoise -> contrast -> crop -> square model and display images
 
 Each step of `normalize` can be switched off through `NormalizeOptions` (the evaluation measures each
@@ -12,20 +12,14 @@ step's effect that way); with every step off the result is still a valid square 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from outlyne.errors import BadImage, EmptySketch
-from outlyne.images import open_image
-
-# PIL's own decompression-bomb limit, also applied to arrays so time and memory stay bounded for any
-# input. 8000x6000 (48 MP) photos are accepted; 10000x10000 is not.
-MAX_INPUT_PIXELS = 89_478_485
+from outlyne.errors import EmptySketch
+from outlyne.images import DEFAULT_LIMITS, ImageLimits
+from outlyne.sketch.load import load, load_rgb  # noqa: F401 - load_rgb: part of this module's API
 
 # A pixel is ink when it is at least this far (out of 255) from the background level: above JPEG and scan
 # noise (a few levels), below the faintest pencil or coloured pen once the colour-aware grayscale is used.
@@ -40,8 +34,6 @@ INK_LEVEL_PERCENTILE = 95
 # At 1024x1024 that is 10 px, at the Sketchpad's 800x600 5 px, while a 1 px line of 12 px length survives.
 SPECKLE_FRACTION = 1e-5
 SPECKLE_MIN_AREA = 5
-
-_FLATTEN_ROWS = 1024  # rows per chunk when flattening alpha: bounds the int32 temporaries on huge images
 
 
 @dataclass(frozen=True)
@@ -71,151 +63,17 @@ class NormalizedSketch:
     inverted: bool  # polarity was flipped
 
 
-# --------------------------------------------------------------------------------------------- loading
-
-
-def load_rgb(value: object) -> np.ndarray:
-    """Any accepted input -> HxWx3 uint8 RGB with transparency flattened onto white.
-
-    Accepts a Gradio Sketchpad/ImageEditor dict {"background", "layers", "composite"}, a numpy array
-    (HxW, HxWx1..4; uint8, bool, float in [0, 1], uint16, other integers clipped to 0..255), a PIL image
-    (any mode), a file path (str/Path), encoded image bytes, or a Gradio file dict {"path": ...}.
-    """
-    if value is None:
-        raise EmptySketch()
-    if isinstance(value, Mapping):
-        if "path" in value and not ({"background", "layers", "composite"} & value.keys()):
-            return load_rgb(value["path"])
-        return _load_editor_value(value)
-    return _flatten(_decode(value))
-
-
-def _load_editor_value(value: Mapping) -> np.ndarray:
-    """Composite of a Sketchpad/ImageEditor value; `composite` is None from some API callers."""
-    if value.get("composite") is not None:
-        return _flatten(_decode(value["composite"]))
-    parts = [_decode(value["background"])] if value.get("background") is not None else []
-    parts += [_decode(layer) for layer in value.get("layers") or [] if layer is not None]
-    if not parts:
-        raise EmptySketch()
-    # The background fixes the canvas size; without one, the layers' extent does.
-    height, width = parts[0].shape[:2] if value.get("background") is not None else _extent(parts)
-    canvas = np.full((height, width, 3), 255, np.uint8)
-    for part in parts:
-        _over(canvas, part)
-    return canvas
-
-
-def _extent(parts: list[np.ndarray]) -> tuple[int, int]:
-    return max(p.shape[0] for p in parts), max(p.shape[1] for p in parts)
-
-
-def _decode(value: object) -> np.ndarray:
-    """-> HxWx3 (RGB) or HxWx4 (RGBA) uint8, alpha not yet applied."""
-    if isinstance(value, np.ndarray):
-        return _from_array(value)
-    if isinstance(value, Image.Image):
-        return _from_pil(value)
-    if isinstance(value, str | Path | bytes | bytearray):
-        return _from_file(value)
-    kind = type(value).__name__
-    raise BadImage(f"Expected an image (array, PIL image, file path or Sketchpad value), got {kind}.")
-
-
-def _from_file(source: str | Path | bytes | bytearray) -> np.ndarray:
-    name = "The uploaded data" if isinstance(source, bytes | bytearray) else f"The image {Path(source).name}"
-    return _from_pil(open_image(source, name=name, max_pixels=MAX_INPUT_PIXELS))
-
-
-def _check_size(width: int, height: int) -> None:
-    if width < 1 or height < 1:
-        raise BadImage("The image has no pixels.")
-    if width * height > MAX_INPUT_PIXELS:
-        limit = MAX_INPUT_PIXELS // 1_000_000
-        raise BadImage(f"The image is too large ({width}x{height}); the limit is {limit} megapixels.")
-
-
-def _from_pil(image: Image.Image) -> np.ndarray:
-    _check_size(image.width, image.height)
-    mode = image.mode
-    if mode.startswith("I;16"):
-        return _from_array(np.asarray(image).astype(np.uint16))
-    if mode == "I":  # 32-bit integer pixels hold 16-bit data in practice (16-bit PNG/TIFF)
-        return _from_array(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
-    if mode == "F":  # PIL's float mode uses the 0..255 range, not 0..1
-        return _from_array(np.clip(np.asarray(image), 0, 255).astype(np.uint8))
-    has_alpha = mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info
-    try:
-        return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
-    except (ValueError, OSError) as error:
-        raise BadImage(f"Cannot convert a {mode} image to RGB ({error}).") from None
-
-
-def _from_array(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
-        raise BadImage(f"Expected an HxW or HxWxC (C = 1..4) image array, got shape {array.shape}.")
-    _check_size(array.shape[1], array.shape[0])
-    array = _to_uint8(array)
-    if array.ndim == 2:
-        return np.repeat(array[:, :, None], 3, axis=2)
-    if array.shape[2] == 2:  # gray + alpha
-        return np.concatenate([np.repeat(array[:, :, :1], 3, axis=2), array[:, :, 1:]], axis=2)
-    return np.ascontiguousarray(array)
-
-
-def _to_uint8(array: np.ndarray) -> np.ndarray:
-    kind = array.dtype.kind
-    if array.dtype == np.uint8:
-        return array
-    if kind == "b":
-        return array.astype(np.uint8) * 255
-    if array.dtype == np.uint16:
-        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if kind in "iu":
-        return np.clip(array, 0, 255).astype(np.uint8)
-    if kind == "f":
-        # Floats are intensities in [0, 1] (the scikit-image convention); NaN counts as black.
-        unit = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return (np.clip(unit, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-    raise BadImage(f"Unsupported pixel type {array.dtype} (expected integers, floats or booleans).")
-
-
-def _flatten(pixels: np.ndarray) -> np.ndarray:
-    if pixels.shape[2] == 3:
-        return pixels
-    canvas = np.full((*pixels.shape[:2], 3), 255, np.uint8)
-    _over(canvas, pixels)
-    return canvas
-
-
-def _over(canvas: np.ndarray, layer: np.ndarray) -> None:
-    """Alpha-composite an RGB(A) layer onto the opaque RGB canvas in place, anchored top-left.
-
-    Integer maths in row chunks: a 48 MP RGBA image must not turn into gigabytes of float temporaries.
-    Colours under fully transparent pixels are arbitrary (Gradio zeroes them), so alpha is always honoured.
-    """
-    height = min(canvas.shape[0], layer.shape[0])
-    width = min(canvas.shape[1], layer.shape[1])
-    if layer.shape[2] == 3:
-        canvas[:height, :width] = layer[:height, :width]
-        return
-    for top in range(0, height, _FLATTEN_ROWS):
-        rows = slice(top, min(top + _FLATTEN_ROWS, height))
-        alpha = layer[rows, :width, 3:4].astype(np.int32)
-        color = layer[rows, :width, :3].astype(np.int32)
-        under = canvas[rows, :width].astype(np.int32)
-        canvas[rows, :width] = ((color * alpha + under * (255 - alpha) + 127) // 255).astype(np.uint8)
-
-
 # ----------------------------------------------------------------------------------------- normalizing
 
 
-def normalize(value: object, options: NormalizeOptions = NormalizeOptions()) -> NormalizedSketch:
-    """Normalize a sketch for the encoder; raises EmptySketch when there is no ink, BadImage on bad input."""
-    rgb = load_rgb(value)
-    input_height, input_width = rgb.shape[:2]
+def normalize(
+    value: object, options: NormalizeOptions = NormalizeOptions(), limits: ImageLimits = DEFAULT_LIMITS
+) -> NormalizedSketch:
+    """Normalize a sketch for the encoder; raises EmptySketch when there is no ink, BadImage on bad input
+    (including anything past `limits`: see outlyne.sketch.load)."""
+    loaded = load(value, limits)
+    rgb = loaded.rgb
+    input_width, input_height = loaded.original_size  # the bbox is reported in the input's own pixels
     gray = _ink_gray(rgb)
     del rgb
     background = _border_level(gray)

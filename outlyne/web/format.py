@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from outlyne.web.gallery_files import display_value
+
 if TYPE_CHECKING:  # the real types; at run time any object with these attributes will do
     from outlyne.concepts.file import ConceptScore
     from outlyne.pipeline import SearchOutcome
@@ -157,10 +159,13 @@ def result_caption(result: SearchResult, max_title: int = 60) -> str:
     return f"{caption} — {credit}" if credit else caption
 
 
-def gallery_items(results: Sequence[SearchResult]) -> list[tuple[str, str]]:
+def gallery_items(results: Sequence[SearchResult]) -> list[tuple[Any, str]]:
     """(thumbnail, caption) pairs for gr.Gallery. Web results show the engine's thumbnail URL because
-    image hosts often refuse hot-linked full-size images; local results show the file itself."""
-    return [(r.thumbnail or r.image, result_caption(r)) for r in results if r.thumbnail or r.image]
+    image hosts often refuse hot-linked full-size images; local results a downsized copy of the file."""
+    items = [
+        (display_value(r.thumbnail or r.image), result_caption(r)) for r in results if r.thumbnail or r.image
+    ]
+    return [(value, caption) for value, caption in items if value is not None]
 
 
 def _is_web_link(url: str) -> bool:

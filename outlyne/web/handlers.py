@@ -33,7 +33,6 @@ from outlyne.web.canvas import sketch_image
 from outlyne.web.startup import Preparation
 
 DEFAULT_MAX_RESULTS = SearchOptions().max_results
-MODEL_QUEUE = "pipeline"  # the concurrency group of every event that runs the encoder
 MAX_TOP_K = 20
 MAX_RESULTS = 60
 

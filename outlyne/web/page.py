@@ -15,17 +15,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from outlyne.config import REPO_ROOT, Config
 from outlyne.pipeline import Pipeline
 from outlyne.search.types import SAFESEARCH_LEVELS
 from outlyne.web import format as ui_format
+from outlyne.web.body_limit import BodyLimit
 from outlyne.web.canvas import sketch_canvas
+from outlyne.web.gallery_files import gallery_route
 from outlyne.web.handlers import (
     DEFAULT_MAX_RESULTS,
     MAX_RESULTS,
     MAX_TOP_K,
-    MODEL_QUEUE,
     Drawing,
     Handlers,
     ScoresView,
@@ -33,11 +35,12 @@ from outlyne.web.handlers import (
     Settings,
     WhyView,
 )
+from outlyne.web.lanes import MODEL_LANE, NETWORK_LANE, lane
 from outlyne.web.live import READ_VERSION_JS, TOUCH_JS, score_view, version_box
 from outlyne.web.startup import Preparation
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
-MAX_UPLOAD = "25mb"  # a large phone photo fits; the pipeline downscales anything big anyway
+REQUEST_OVERHEAD = 1_000_000  # form fields and JSON around an uploaded image
 
 # Layout. Laptop: two columns, the paper sized so that it, the Search button and the best guess (top of
 # the right column) fit in the window together. Phone: one column; the page's side padding shrinks so
@@ -350,8 +353,10 @@ def _output_panel() -> dict[str, Any]:
 def _wire_events(page: Page, handlers: Handlers) -> None:
     # The UI's own events are private: the API is exactly the endpoints of _api_endpoints.
     private: dict[str, Any] = dict(api_visibility="private")
-    # Every event that runs the model counts against the same queue limit (see serving_concurrency).
-    model: dict[str, Any] = dict(concurrency_id=MODEL_QUEUE, **private)
+    # Scoring and "why" wait for the model lane only; searches have their own lane (outlyne.web.lanes), so
+    # a hanging engine never holds a slot that live scoring needs.
+    model: dict[str, Any] = dict(**lane(MODEL_LANE), **private)
+    network: dict[str, Any] = dict(**lane(NETWORK_LANE), **private)
 
     def score(*values: Any) -> dict[Any, Any]:
         drawing, settings = page.drawing(values)
@@ -408,7 +413,7 @@ def _wire_events(page: Page, handlers: Handlers) -> None:
     # "Why": a tap on a concept of the score view.
     page.concepts.click(why, page.drawing_inputs, page.why_outputs, show_progress="minimal", **model)
 
-    busy: dict[str, Any] = dict(show_progress="minimal", js=READ_VERSION_JS, **model)
+    busy: dict[str, Any] = dict(show_progress="minimal", js=READ_VERSION_JS, **network)
     page.search_button.click(search, page.drawing_inputs, page.search_outputs, **busy)
     gr.on(
         [page.query_button.click, page.query.submit],
@@ -444,23 +449,25 @@ def _api_endpoints(handlers: Handlers, config: Config) -> None:
         )
         label = gr.Textbox(label="label", max_length=200)
         result = gr.JSON(label="result")
-    shared = dict(concurrency_id=MODEL_QUEUE)
-    gr.on([], handlers.api_interrogate, [image, top_k], result, api_name="interrogate", **shared)
-    gr.on([], handlers.api_search, [image, top_k, max_results], result, api_name="search", **shared)
-    gr.on([], handlers.api_explain, [image, label], result, api_name="explain", **shared)
+    model, network = lane(MODEL_LANE), lane(NETWORK_LANE)
+    gr.on([], handlers.api_interrogate, [image, top_k], result, api_name="interrogate", **model)
+    gr.on([], handlers.api_search, [image, top_k, max_results], result, api_name="search", **network)
+    gr.on([], handlers.api_explain, [image, label], result, api_name="explain", **model)
 
 
 def launch_options(config: Config) -> dict[str, Any]:
-    """Where Gradio may read files from: the examples and, for the local backend, the gallery folder
-    (its thumbnails are file paths)."""
-    allowed = [str(EXAMPLES_DIR)]
-    if config.local_search_folder is not None:
-        allowed.append(str(config.local_search_folder.resolve()))
+    """Gradio may read files from the examples folder only. A local gallery is served by its own route
+    (outlyne.web.gallery_files: indexed images, downsized), never through `allowed_paths`. Uploads are
+    limited to the configured image byte limit, and any request body to that plus room for the form."""
     return dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        allowed_paths=allowed,
-        max_file_size=MAX_UPLOAD,
+        allowed_paths=[str(EXAMPLES_DIR)],
+        max_file_size=config.max_image_bytes,
+        app_kwargs=dict(
+            routes=[gallery_route()],
+            middleware=[Middleware(BodyLimit, max_bytes=config.max_image_bytes + REQUEST_OVERHEAD)],
+        ),
         css=CSS,
         head=HEAD,
         show_error=True,

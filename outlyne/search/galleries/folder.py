@@ -23,22 +23,37 @@ import secrets
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from PIL import Image
 
-from outlyne.errors import OutlyneError, SearchUnavailable
+from outlyne.errors import OutlyneError, SearchUnavailable, shorten
 from outlyne.files import atomic_write, sha256_file
-from outlyne.images import IMAGE_SUFFIXES, flatten_to_rgb, open_image
+from outlyne.images import (
+    DEFAULT_LIMITS,
+    IMAGE_SUFFIXES,
+    ImageLimits,
+    flatten_to_rgb,
+    open_image,
+    read_bounded,
+)
 from outlyne.model.embedder import Embedder
 from outlyne.search.types import SearchRequest, SearchResult
 
 INDEX_DIR = ".outlyne"
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: the embeddings file's checksum is recorded and verified on every load
+LOCK = ".lock"  # serializes `index` runs on one folder (filelock)
+INDEX_SIDE = 448  # images are embedded from at most this size: 2x the model's input
+# Search results name an indexed image by this app URL and a stable id (the start of its content hash),
+# never by its server path; outlyne.web.gallery_files serves downsized copies under it.
+SERVED_PREFIX = "/outlyne/gallery/"
+SERVED_ID_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,7 @@ class IndexReport:
     removed: int
     unchanged: int
     skipped: list[tuple[str, str]]  # (relative path, reason)
+    rebuilt: str | None = None  # why the previous index could not be used (damaged), if it could not
 
 
 @dataclass(frozen=True)
@@ -61,7 +77,8 @@ class _Entry:
 
 
 def _index_hint(folder: Path) -> str:
-    return f"run `python -m outlyne index {folder}`"
+    # Messages from the index reach web users: they name the command, never the server's folder.
+    return "run `python -m outlyne index` on the gallery folder"
 
 
 # --- reading and writing the index ----------------------------------------------------------------------
@@ -75,15 +92,16 @@ def _read_manifest(folder: Path) -> dict | None:
         return None
     except (OSError, ValueError) as error:
         raise SearchUnavailable(
-            f"The index in {folder} is unreadable ({error}); {_index_hint(folder)}."
+            f"The gallery's index is unreadable ({type(error).__name__}); {_index_hint(folder)}."
         ) from error
     if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
-        raise SearchUnavailable(f"The index in {folder} has an unknown format; {_index_hint(folder)}.")
+        raise SearchUnavailable(f"The gallery's index has an older format; {_index_hint(folder)}.")
     return manifest
 
 
 def _load_pair(folder: Path) -> tuple[dict, list[_Entry], np.ndarray] | None:
-    """The manifest, its entries and its embeddings, or None when there is no index."""
+    """The manifest, its entries and its embeddings, or None when there is no index. The embeddings file
+    must match the checksum the manifest records: a flipped bit is reported, never used."""
     for _attempt in range(2):  # an indexer may swap files between our two reads: read the manifest again
         manifest = _read_manifest(folder)
         if manifest is None:
@@ -93,15 +111,21 @@ def _load_pair(folder: Path) -> tuple[dict, list[_Entry], np.ndarray] | None:
             name = str(manifest["embeddings"])
             if Path(name).name != name:  # a file inside .outlyne/, never a path elsewhere
                 raise ValueError(f"bad embeddings file name {name!r}")
-            embeddings = np.load(folder / INDEX_DIR / name, allow_pickle=False)
+            path = folder / INDEX_DIR / name
+            if sha256_file(path) != manifest["embeddings_sha256"]:
+                raise SearchUnavailable(
+                    f"The gallery's index is damaged (its embeddings do not match their checksum); "
+                    f"{_index_hint(folder)}."
+                )
+            embeddings = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             continue
         except (KeyError, TypeError, ValueError, OSError) as error:
             raise SearchUnavailable(
-                f"The index in {folder} is damaged ({error}); {_index_hint(folder)}."
+                f"The gallery's index is damaged ({type(error).__name__}); {_index_hint(folder)}."
             ) from error
         if embeddings.ndim != 2 or embeddings.shape[0] != len(entries):
-            raise SearchUnavailable(f"The index in {folder} is damaged; {_index_hint(folder)}.")
+            raise SearchUnavailable(f"The gallery's index is damaged; {_index_hint(folder)}.")
         return manifest, entries, np.ascontiguousarray(embeddings, dtype=np.float32)
     raise SearchUnavailable(f"The index in {folder} changed while loading; try again.")
 
@@ -112,20 +136,26 @@ def _save(
     dim: int,
     entries: list[_Entry],
     embeddings: np.ndarray | None,
-    embeddings_name: str | None,
+    kept_file: tuple[str, str] | None,
 ) -> None:
-    """Write a new embeddings file when `embeddings` is given (else keep `embeddings_name`), then the
-    manifest pointing at it, then delete embeddings files nothing points at."""
+    """Write a new embeddings file when `embeddings` is given (else keep `kept_file`: its name and
+    checksum), then the manifest pointing at it with its checksum, then delete embeddings files nothing
+    points at."""
     index_dir = folder / INDEX_DIR
     index_dir.mkdir(exist_ok=True)
     if embeddings is not None:
         embeddings_name = f"embeddings-{secrets.token_hex(6)}.npy"
         atomic_write(index_dir / embeddings_name, lambda handle: np.save(handle, embeddings))
+        embeddings_sha256 = sha256_file(index_dir / embeddings_name)
+    else:
+        assert kept_file is not None
+        embeddings_name, embeddings_sha256 = kept_file
     manifest = {
         "version": MANIFEST_VERSION,
         "encoder": identity,
         "embed_dim": dim,
         "embeddings": embeddings_name,
+        "embeddings_sha256": embeddings_sha256,
         "entries": [entry.__dict__ for entry in entries],
     }
     text = json.dumps(manifest, indent=1).encode("utf-8")
@@ -153,21 +183,18 @@ def _walk_images(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
             yield path.relative_to(folder).as_posix(), stat
 
 
-def open_image_file(path: Path) -> tuple[Image.Image, str]:
-    """A local image file -> (RGB image, sha256 of its bytes). OSError/ValueError-like failures are the
-    caller's to report; the decompression-bomb guard stays on."""
-    data = path.read_bytes()
-    # JPEG photos decode at a reduced scale, still >= 2x the model input.
-    image = open_image(data, name=f"The image {path.name}", reduce_to=448)
+def open_image_file(path: Path, limits: ImageLimits = DEFAULT_LIMITS) -> tuple[Image.Image, str]:
+    """A local image file -> (RGB image, sha256 of its bytes), through the one intake (BadImage when it
+    cannot be used). Kept at INDEX_SIDE px at most: still 2x the model's input."""
+    data = read_bounded(path, limits, f"The image {shorten(path.name, 60)}")
+    image = open_image(data, replace(limits, max_side=INDEX_SIDE), name=f"The image {shorten(path.name, 60)}")
     return flatten_to_rgb(image), hashlib.sha256(data).hexdigest()
 
 
 def _describe(error: Exception) -> str:
-    if isinstance(error, Image.DecompressionBombError):
-        return "too large (decompression bomb guard)"
-    if isinstance(error, Image.UnidentifiedImageError):
-        return "not a readable image"
-    return f"unreadable ({type(error).__name__}: {error})"
+    if isinstance(error, OutlyneError):  # the intake's own sentence: too large, not an image, truncated
+        return str(error)
+    return f"unreadable ({type(error).__name__})"
 
 
 @dataclass
@@ -215,6 +242,7 @@ def index_folder(
     batch_size: int = 16,
     progress: bool = False,
     checkpoint_seconds: float = 120.0,
+    limits: ImageLimits = DEFAULT_LIMITS,
 ) -> IndexReport:
     """Bring FOLDER/.outlyne/ up to date with the images under FOLDER (recursively) and say what changed.
 
@@ -222,19 +250,45 @@ def index_folder(
     ones keep their stored rows. Unreadable images are skipped and listed (a previously indexed file that
     became unreadable loses its stale row). An index built by another encoder is rebuilt from scratch.
     Work is saved every `checkpoint_seconds`, so an interrupted run over a big folder resumes where it was.
+    A damaged index (say, embeddings that fail their checksum) is reported in `IndexReport.rebuilt` and
+    rebuilt. Runs on one folder take turns (a file lock), so two at once cannot leave a broken index.
     """
-    from tqdm import tqdm
-
     folder = Path(folder)
     if not folder.is_dir():
         raise OutlyneError(f"{folder} is not a folder.")
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
+    try:
+        (folder / INDEX_DIR).mkdir(exist_ok=True)
+        lock = FileLock(folder / INDEX_DIR / LOCK)
+        lock.acquire()
+    except OSError as error:
+        raise OutlyneError(
+            f"Cannot write the index into {folder} ({os.strerror(error.errno or 0).lower()})."
+        ) from None
+    try:
+        return _index_locked(folder, encoder, batch_size, progress, checkpoint_seconds, limits)
+    except PermissionError:
+        raise OutlyneError(f"Cannot write the index into {folder} (permission denied).") from None
+    finally:
+        lock.release()
 
+
+def _index_locked(
+    folder: Path,
+    encoder: Embedder,
+    batch_size: int,
+    progress: bool,
+    checkpoint_seconds: float,
+    limits: ImageLimits,
+) -> IndexReport:
+    from tqdm import tqdm
+
+    rebuilt = None
     try:
         previous = _load_pair(folder)
-    except SearchUnavailable:
-        previous = None  # a damaged index is simply rebuilt
+    except SearchUnavailable as error:
+        previous, rebuilt = None, str(error).split(";")[0]  # a damaged index is reported and rebuilt
     if previous and (previous[0]["encoder"] != encoder.identity or previous[2].shape[1] != encoder.embed_dim):
         previous = None
     old_entries = {entry.path: (row, entry) for row, entry in enumerate(previous[1])} if previous else {}
@@ -270,7 +324,7 @@ def index_folder(
     ) as bar:
         for relative, stat, existed in plan.to_embed:
             try:
-                image, sha = open_image_file(folder / relative)
+                image, sha = open_image_file(folder / relative, limits)
             except Exception as error:  # any decoder failure on any file: skip it, never fatal
                 skipped.append((relative, _describe(error)))
             else:
@@ -289,8 +343,9 @@ def index_folder(
     elif plan.metadata_changed:
         # Same paths, so the same sorted row order: rewrite only the manifest, keep the embeddings file.
         entries = [kept[p][0] for p in sorted(kept)]
-        _save(folder, encoder.identity, encoder.embed_dim, entries, None, previous[0]["embeddings"])
-    return IndexReport(added, updated, plan.removed, len(kept) - added - updated, skipped)
+        kept_file = (previous[0]["embeddings"], previous[0]["embeddings_sha256"])
+        _save(folder, encoder.identity, encoder.embed_dim, entries, None, kept_file)
+    return IndexReport(added, updated, plan.removed, len(kept) - added - updated, skipped, rebuilt)
 
 
 # --- searching ------------------------------------------------------------------------------------------
@@ -305,9 +360,12 @@ class GalleryIndex:
         paths: list[str],
         embeddings: np.ndarray,
         sizes: list[tuple[int, int]] | None = None,
+        ids: list[str] | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.paths = list(paths)
+        self.ids = ids if ids is not None else [str(row) for row in range(len(self.paths))]
+        self.rows_by_id = {item_id: row for row, item_id in enumerate(self.ids)}
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self.sizes = sizes if sizes is not None else [(0, 0)] * len(self.paths)
         if self.embeddings.ndim != 2 or len(self.embeddings) != len(self.paths):
@@ -318,14 +376,19 @@ class GalleryIndex:
         folder = Path(folder)
         loaded = _load_pair(folder)
         if loaded is None:
-            raise SearchUnavailable(f"{folder} has no image index yet; {_index_hint(folder)} first.")
+            raise SearchUnavailable(f"The gallery has no image index yet; {_index_hint(folder)} first.")
         manifest, entries, embeddings = loaded
         if manifest.get("encoder") != encoder_identity:
             raise SearchUnavailable(
-                f"The index in {folder} was built with another model ({manifest.get('encoder')}); "
-                f"{_index_hint(folder)} to rebuild it."
+                f"The gallery's index was built with another model; {_index_hint(folder)} to rebuild it."
             )
-        return cls(folder, [e.path for e in entries], embeddings, [(e.width, e.height) for e in entries])
+        return cls(
+            folder,
+            [e.path for e in entries],
+            embeddings,
+            [(e.width, e.height) for e in entries],
+            [e.sha256[:SERVED_ID_LENGTH] for e in entries],
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -386,8 +449,17 @@ class LocalGalleryBackend:
     supports_text_query = False  # searches by embedding; the query's text embedding may be blended in
     ranks_visually = True
 
-    def __init__(self, folder: Path, encoder: Embedder, *, text_weight: float = 0.3) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        encoder: Embedder,
+        *,
+        text_weight: float = 0.3,
+        limits: ImageLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.folder = Path(folder).expanduser().resolve()
+        self._limits = limits
+        _SERVED_GALLERIES.add(self)
         self._encoder = encoder
         self._text_weight = text_weight
         self._index: GalleryIndex | None = None
@@ -406,6 +478,22 @@ class LocalGalleryBackend:
                 self._stamp = stamp
             return self._index
 
+    def open_served(self, item_id: str, max_side: int) -> Image.Image | None:
+        """A downsized RGB copy of the indexed image with this id, or None: only indexed images are ever
+        opened, through the intake (so a file swapped for something else since indexing is refused)."""
+        try:
+            index = self._current_index()
+        except SearchUnavailable:
+            return None
+        row = index.rows_by_id.get(item_id)
+        if row is None:
+            return None
+        limits = replace(self._limits, max_side=max_side)
+        try:
+            return flatten_to_rgb(open_image(self.folder / index.paths[row], limits))
+        except OutlyneError:
+            return None
+
     def search(self, request: SearchRequest) -> list[SearchResult]:
         if request.image_embedding is None and request.text_embedding is None:
             raise SearchUnavailable("Local search needs the sketch's embedding.")
@@ -414,14 +502,14 @@ class LocalGalleryBackend:
         query = index.query_vector(request.image_embedding, request.text_embedding, weight)
         results = []
         for rank, (row, score) in enumerate(index.nearest_rows(query, request.max_results)):
-            path = self.folder / index.paths[row]
             width, height = index.sizes[row]
+            served = SERVED_PREFIX + index.ids[row]
             results.append(
                 SearchResult(
-                    title=path.name,
-                    thumbnail=str(path),
-                    image=str(path),
-                    url=path.as_uri(),
+                    title=Path(index.paths[row]).name,
+                    thumbnail=served,
+                    image=served,
+                    url=served,
                     source="local",
                     width=width or None,
                     height=height or None,
@@ -430,3 +518,19 @@ class LocalGalleryBackend:
                 )
             )
         return results
+
+
+# Every local gallery this process searches, for outlyne.web.gallery_files to serve their images from.
+_SERVED_GALLERIES: weakref.WeakSet[LocalGalleryBackend] = weakref.WeakSet()
+
+
+def open_served_image(url: str, max_side: int) -> Image.Image | None:
+    """The downsized copy behind a gallery result's app URL (SERVED_PREFIX + id), or None."""
+    if not url.startswith(SERVED_PREFIX):
+        return None
+    item_id = url[len(SERVED_PREFIX) :]
+    for gallery in list(_SERVED_GALLERIES):
+        image = gallery.open_served(item_id, max_side)
+        if image is not None:
+            return image
+    return None

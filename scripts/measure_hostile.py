@@ -1,0 +1,237 @@
+"""Measure the served app under attack: memory while hostile inputs arrive four at a time, and
+/interrogate latency while a search engine hangs.
+
+    python scripts/measure_hostile.py [--workdir DIR] [--checkpoint DIR] [--rounds 3] [--calls 20] [--json]
+
+The real siglip-base-patch16-224 architecture with random weights (built once; memory and latency do not
+depend on weight values), baked with the Dockerfile's steps, served by `python app.py` with
+OUTLYNE_SEARCH=ddg whose traffic goes to a local "proxy" that accepts connections and never answers:
+a hanging search engine.
+
+1. Memory: resident memory (RSS) of the serving process sampled every 20 ms while four threads send, --rounds
+   times each, the attacks of issue 11: the Sketchpad's own change event with 4 layers declaring
+   13000 x 13000, a 9400 x 9400 upload, a legal 7000 x 7000 PNG (decoded, reduced), a truncated PNG, an EPS
+   renamed .png, an editor blob with a huge layer index. Peak during, held afterwards, against before.
+2. Lanes: /interrogate p50 over --calls calls when idle, then again while two searches hang on the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import socket
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from measure_app import launch, machine  # noqa: E402 - same folder
+
+from outlyne_dev.app_server import app_environment, bake_like_the_image, free_port, make_gallery  # noqa: E402
+from tests.support.hostile import EPS_BYTES, drawing_png, encoded, png_declaring, truncated_png  # noqa: E402
+from tests.support.queue_client import QueueClient  # noqa: E402
+
+
+class HangingProxy:
+    """Accepts TCP connections and never answers: every request through it hangs until the client gives up."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+
+
+class RssSampler:
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def mb(value: float) -> float:
+    return round(value / 2**20, 1)
+
+
+def attacks(base_url: str, workdir: Path) -> list:
+    """Callables, each one attack; they raise nothing on refusal (a refusal is the expected answer)."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    raw = QueueClient(base_url)
+    client = Client(base_url, verbose=False)
+    sketch = raw.component_id("outlyne-sketch")
+    change = raw.event_index(sketch, "change")
+    files = {
+        "bomb.png": png_declaring(13000, 13000),
+        "upload-9400.png": png_declaring(9400, 9400),
+        "legal-7000.png": encoded(Image.new("RGB", (7000, 7000), "white")),
+        "cut.png": truncated_png(),
+        "eps.png": EPS_BYTES,
+    }
+    for name, data in files.items():
+        (workdir / name).write_bytes(data)
+
+    def editor_bomb() -> None:
+        layer = raw.upload("layer.png", files["bomb.png"])
+        raw.call(change, [{"background": None, "layers": [layer] * 4, "composite": None, "id": None}, 5, ""])
+
+    def api(name: str):
+        def call() -> None:
+            with contextlib.suppress(Exception):  # a refusal arrives as AppError: the expected answer
+                client.predict(handle_file(str(workdir / name)), api_name="/interrogate")
+
+        return call
+
+    def blob_flood() -> None:
+        raw.http.post(
+            f"{raw.base}/gradio_api/component_server",
+            data={
+                "component_id": str(sketch),
+                "fn_name": "accept_blobs",
+                "session_hash": "x",
+                "type": "layer",
+                "index": "999999999",
+                "id": "flood",
+            },
+            files={"file": ("blob.png", b"\x89PNG")},
+        )
+
+    return [
+        editor_bomb,
+        api("upload-9400.png"),
+        api("legal-7000.png"),
+        api("cut.png"),
+        api("eps.png"),
+        api("bomb.png"),
+        blob_flood,
+    ]
+
+
+def measure_memory(server, workdir: Path, rounds: int) -> dict:
+    from gradio_client import Client, handle_file
+
+    drawing = workdir / "drawing.png"
+    drawing.write_bytes(drawing_png())
+    client = Client(server.url, verbose=False)
+    client.predict(handle_file(str(drawing)), api_name="/interrogate")  # warm
+    time.sleep(2)
+    before = psutil.Process(server.process.pid).memory_info().rss
+    work = attacks(server.url, workdir) * rounds
+    with RssSampler(server.process.pid) as sampler, ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda attack: attack(), work))
+    client.predict(handle_file(str(drawing)), api_name="/interrogate")  # still answers
+    time.sleep(5)
+    held = psutil.Process(server.process.pid).memory_info().rss
+    return {
+        "attacks_sent": len(work),
+        "rss_before_mb": mb(before),
+        "rss_peak_mb": mb(sampler.peak),
+        "rss_held_mb": mb(held),
+        "held_vs_before_percent": round(100 * (held - before) / before, 1),
+    }
+
+
+def interrogate_p50(client, drawing: Path, calls: int) -> float:
+    from gradio_client import handle_file
+
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        client.predict(handle_file(str(drawing)), api_name="/interrogate")
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1000, 1)
+
+
+def measure_lanes(server, workdir: Path, calls: int) -> dict:
+    from gradio_client import Client, handle_file
+
+    drawing = workdir / "drawing.png"
+    client = Client(server.url, verbose=False)
+    idle = interrogate_p50(client, drawing, calls)
+    searcher = Client(server.url, verbose=False)
+    hanging = [searcher.submit(handle_file(str(drawing)), api_name="/search") for _ in range(2)]
+    time.sleep(3)  # both searches are now waiting on the engine
+    assert not any(job.done() for job in hanging), "the searches did not hang"
+    busy = interrogate_p50(client, drawing, calls)
+    still_hanging = not all(job.done() for job in hanging)
+    return {
+        "idle_p50_ms": idle,
+        "engine_hanging_p50_ms": busy,
+        "ratio": round(busy / idle, 2),
+        "searches_still_hanging_at_the_end": still_hanging,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "outlyne-measure")
+    parser.add_argument("--checkpoint", type=Path, help="a SigLIP checkpoint folder (default: random base)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        from outlyne_dev.benchmark import build_random_checkpoint
+
+        print("building the random-weight base checkpoint (once)", file=sys.stderr)
+        checkpoint = build_random_checkpoint(workdir / "siglip-base-patch16-224-random")
+    gallery = make_gallery(workdir / "gallery", count=8)
+    proxy = HangingProxy()
+    env = app_environment(workdir, checkpoint.resolve(), gallery, free_port())
+    print("baking the cache with the Dockerfile's steps", file=sys.stderr)
+    bake_like_the_image(gallery, env, timeout=3600)
+    env = {**env, "OUTLYNE_SEARCH": "ddg", "DDGS_PROXY": proxy.url}
+    server, _ = launch(env, workdir, "hostile")
+    try:
+        report = {
+            "machine": machine(),
+            "memory": measure_memory(server, workdir, args.rounds),
+            "lanes": measure_lanes(server, workdir, args.calls),
+            "command": "python scripts/measure_hostile.py " + " ".join(sys.argv[1:]),
+        }
+    finally:
+        server.stop()
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
