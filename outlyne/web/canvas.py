@@ -18,7 +18,7 @@ import gradio as gr
 from PIL import Image
 
 from outlyne.errors import BadImage
-from outlyne.images import open_image
+from outlyne.images import ImageLimits, open_image
 from outlyne.web.live import PAGE_STATE_JS
 
 CANVAS_SIDE = 512  # pixels the browser draws on; the sketch is normalized to 224 for the model anyway
@@ -166,4 +166,4 @@ def sketch_image(value: object) -> Image.Image | None:
         data = base64.b64decode(value[len(DATA_URL_PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
         raise BadImage("The drawing did not arrive as a PNG image.") from None
-    return open_image(data, name="The drawing", max_pixels=MAX_SKETCH_PIXELS)
+    return open_image(data, ImageLimits(max_pixels=MAX_SKETCH_PIXELS), name="The drawing")

@@ -18,7 +18,6 @@ import numpy as np
 from outlyne.concepts.file import parse_extra_concepts
 from outlyne.config import Config
 from outlyne.errors import EmptySketch, OutlyneError
-from outlyne.images import open_image
 from outlyne.pipeline import (
     InterrogateOptions,
     Interrogation,
@@ -88,7 +87,7 @@ class Drawing:
         if self.source == "upload":
             if not self.upload:
                 raise EmptySketch("Upload a drawing or a photo first.")
-            return open_image(self.upload, name="The uploaded file")
+            return self.upload  # a file path: the pipeline decodes it within the configured limits
         image = sketch_image(self.sketch)
         if image is None:
             raise EmptySketch()
@@ -309,4 +308,4 @@ def _api_image(image: Any) -> Any:
     """API callers send a file path (gr.File); nothing at all is the same mistake as an empty canvas."""
     if image is None:
         raise EmptySketch()
-    return open_image(image, name="The uploaded file")
+    return image  # a file path: the pipeline decodes it within the configured limits
