@@ -203,6 +203,7 @@ def main() -> int:
     parser.add_argument("--checkpoint", type=Path, help="a SigLIP checkpoint folder (default: random base)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--precision", help="OUTLYNE_PRECISION for the measured app (default: the default)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
@@ -216,6 +217,8 @@ def main() -> int:
     gallery = make_gallery(workdir / "gallery", count=8)
     proxy = HangingProxy()
     env = app_environment(workdir, checkpoint.resolve(), gallery, free_port())
+    if args.precision:
+        env["OUTLYNE_PRECISION"] = args.precision
     print("baking the cache with the Dockerfile's steps", file=sys.stderr)
     bake_like_the_image(gallery, env, timeout=3600)
     env = {**env, "OUTLYNE_SEARCH": "ddg", "DDGS_PROXY": proxy.url}
@@ -223,6 +226,7 @@ def main() -> int:
     try:
         report = {
             "machine": machine(),
+            "precision": env.get("OUTLYNE_PRECISION", "default"),
             "memory": measure_memory(server, workdir, args.rounds),
             "lanes": measure_lanes(server, workdir, args.calls),
             "command": "python scripts/measure_hostile.py " + " ".join(sys.argv[1:]),

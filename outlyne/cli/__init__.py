@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with stdout_for_json_only(getattr(args, "json", False)):
+        # `--json` as a flag (eval's `--json OUT` names a file and writes it itself).
+        with stdout_for_json_only(getattr(args, "json", None) is True):
             return int(args.func(args) or 0)
     except OutlyneError as error:
         print(f"outlyne: {error}", file=sys.stderr)

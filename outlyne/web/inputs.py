@@ -72,7 +72,7 @@ def _data_url_bytes(url: str, max_bytes: int) -> bytes:
 
 class BoundedSketchpad(gr.Sketchpad):
     """gr.Sketchpad whose value reaches the handler as {"background", "layers", "composite"} of file paths
-    or bytes, undecoded, with at most MAX_EDITOR_LAYERS layers kept."""
+    or bytes, undecoded (outlyne.sketch.load counts the layers and checks every size before decoding)."""
 
     def __init__(self, *args: Any, max_bytes: int = MAX_IMAGE_BYTES, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
