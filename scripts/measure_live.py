@@ -1,7 +1,7 @@
 """Measure the page as a person meets it: live scores after each stroke, uploads, "why", first start.
 
     python scripts/measure_live.py [--workdir DIR] [--checkpoint DIR] [--strokes 20] [--explains 5]
-                                   [--threads 2] [--first-start] [--json]
+                                   [--threads 2] [--concepts FILE] [--first-start] [--json]
 
 The real siglip-base-patch16-224 architecture with random weights (timing does not depend on weight
 values; built once by outlyne_dev.benchmark.build_random_checkpoint unless --checkpoint is given), at
@@ -171,6 +171,9 @@ def main() -> int:
     parser.add_argument("--strokes", type=int, default=20)
     parser.add_argument("--explains", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--concepts", type=Path, help="a smaller concept file: baking is faster, a stroke's cost the same"
+    )
     parser.add_argument("--first-start", action="store_true", help="also time a start with an empty cache")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -181,7 +184,14 @@ def main() -> int:
     gallery = make_gallery(workdir / "gallery")
     env = app_environment(workdir, checkpoint, gallery, free_port())
     env.update(OUTLYNE_PRECISION="int8-static", OUTLYNE_THREADS=str(args.threads))
-    report: dict[str, object] = {"machine": machine(), "precision": "int8-static", "threads": args.threads}
+    if args.concepts:
+        env["OUTLYNE_CONCEPTS"] = str(args.concepts.resolve())
+    report: dict[str, object] = {
+        "machine": machine(),
+        "precision": "int8-static",
+        "threads": args.threads,
+        "concepts": str(args.concepts or "concepts.json"),
+    }
     try:
         if args.first_start:
             shutil.rmtree(workdir / "cache", ignore_errors=True)

@@ -158,11 +158,12 @@ class Page:
 
     @property
     def search_outputs(self) -> list[Any]:
-        return [self.output_tabs, *self.score_outputs, self.status, self.gallery, self.sources]
+        # Not the score view: live scoring owns it (with its version check), and a search that streams
+        # for seconds must not put the scores of the drawing it started from over newer ones.
+        return [self.output_tabs, self.query, self.status, self.gallery, self.sources, self.timings]
 
     def show_search(self, view: SearchView) -> dict[Any, Any]:
         return {
-            **self.show_scores(view.scores),
             self.output_tabs: gr.Tabs(selected="results"),
             self.query: view.query,
             self.status: view.status,
@@ -430,7 +431,9 @@ def _wire_events(page: Page, handlers: Handlers) -> None:
             js=TOUCH_JS,
             queue=False,
             **private,
-        ).then(search, page.drawing_inputs, page.search_outputs, **busy)
+        ).then(score, page.drawing_inputs, page.score_outputs, **live).then(
+            search, page.drawing_inputs, page.search_outputs, **busy
+        )
 
 
 def _api_endpoints(handlers: Handlers, config: Config) -> None:
