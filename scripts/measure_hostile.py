@@ -9,9 +9,9 @@ OUTLYNE_SEARCH=ddg whose traffic goes to a local "proxy" that accepts connection
 a hanging search engine.
 
 1. Memory: resident memory (RSS) of the serving process sampled every 20 ms while four threads send, --rounds
-   times each, the attacks of issue 11: the Sketchpad's own change event with 4 layers declaring
-   13000 x 13000, a 9400 x 9400 upload, a legal 7000 x 7000 PNG (decoded, reduced), a truncated PNG, an EPS
-   renamed .png, an editor blob with a huge layer index. Peak during, held afterwards, against before.
+   times each, the attacks of issue 11: the drawing paper's own event with a PNG declaring 13000 x 13000,
+   a 9400 x 9400 upload, a legal 7000 x 7000 PNG (decoded, reduced), a truncated PNG, an EPS renamed
+   .png. Peak during, held afterwards, against before.
 2. Lanes: /interrogate p50 over --calls calls when idle, then again while two searches hang on the engine.
 """
 
@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from measure_app import launch, machine  # noqa: E402 - same folder
 
 from outlyne_dev.app_server import app_environment, bake_like_the_image, free_port, make_gallery  # noqa: E402
-from tests.support.hostile import EPS_BYTES, drawing_png, encoded, png_declaring, truncated_png  # noqa: E402
-from tests.support.queue_client import QueueClient  # noqa: E402
+from outlyne_dev.hostile import EPS_BYTES, drawing_png, encoded, png_declaring, truncated_png  # noqa: E402
+from outlyne_dev.queue_client import QueueClient  # noqa: E402
 
 
 class HangingProxy:
@@ -94,8 +94,6 @@ def attacks(base_url: str, workdir: Path) -> list:
 
     raw = QueueClient(base_url)
     client = Client(base_url, verbose=False)
-    sketch = raw.component_id("outlyne-sketch")
-    change = raw.event_index(sketch, "change")
     files = {
         "bomb.png": png_declaring(13000, 13000),
         "upload-9400.png": png_declaring(9400, 9400),
@@ -106,9 +104,8 @@ def attacks(base_url: str, workdir: Path) -> list:
     for name, data in files.items():
         (workdir / name).write_bytes(data)
 
-    def editor_bomb() -> None:
-        layer = raw.upload("layer.png", files["bomb.png"])
-        raw.call(change, [{"background": None, "layers": [layer] * 4, "composite": None, "id": None}, 5, ""])
+    def paper_bomb() -> None:  # the paper's own event, as any client can send it
+        raw.score_drawing(raw.data_url(files["bomb.png"]))
 
     def api(name: str):
         def call() -> None:
@@ -117,28 +114,13 @@ def attacks(base_url: str, workdir: Path) -> list:
 
         return call
 
-    def blob_flood() -> None:
-        raw.http.post(
-            f"{raw.base}/gradio_api/component_server",
-            data={
-                "component_id": str(sketch),
-                "fn_name": "accept_blobs",
-                "session_hash": "x",
-                "type": "layer",
-                "index": "999999999",
-                "id": "flood",
-            },
-            files={"file": ("blob.png", b"\x89PNG")},
-        )
-
     return [
-        editor_bomb,
+        paper_bomb,
         api("upload-9400.png"),
         api("legal-7000.png"),
         api("cut.png"),
         api("eps.png"),
         api("bomb.png"),
-        blob_flood,
     ]
 
 

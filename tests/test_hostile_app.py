@@ -1,5 +1,5 @@
 """The running app against hostile and unlucky input (issue 11), through gradio_client and raw HTTP to the
-queue (the editor's own events included): every refusal is one plain sentence, and afterwards the app
+queue (the drawing paper's own event included): every refusal is one plain sentence, and afterwards the app
 still answers a normal request and the gallery index is still valid."""
 
 from __future__ import annotations
@@ -7,25 +7,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image
 
-from outlyne_dev.app_server import ROOT, AppServer, shared_app_server
-
-from .support.hostile import EPS_BYTES, drawing_png, encoded, png_declaring, truncated_png
-from .support.queue_client import QueueClient
+from outlyne_dev.app_server import ROOT, AppServer
+from outlyne_dev.hostile import EPS_BYTES, drawing_png, png_declaring, truncated_png
+from outlyne_dev.queue_client import QueueClient
 
 BOMB = png_declaring(13000, 13000)
-
-
-@pytest.fixture(scope="session")
-def app(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> AppServer:
-    return shared_app_server(tmp_path_factory.getbasetemp() / "app-server", tiny_checkpoint)
 
 
 @pytest.fixture(scope="module")
@@ -79,71 +73,42 @@ def _completed(messages: list[dict]) -> dict:
     return messages[-1]
 
 
-def test_the_sketchpads_own_event_with_four_13000_squared_layers(raw: QueueClient) -> None:
-    sketch = raw.component_id("outlyne-sketch")
-    change = raw.event_index(sketch, "change")
-    layer = raw.upload("layer.png", BOMB)
-    value = {"background": None, "layers": [layer] * 4, "composite": None, "id": None}
-    messages = raw.call(change, [value, 5, ""])
-    _completed(messages)
-    assert any("Layer 1 of the drawing is too large (13000x13000 pixels)" in w for w in _warnings(messages))
+def _shown(messages: list[dict]) -> str:
+    """Everything the completed event put on the page (the score view carries a refusal's sentence)."""
+    return json.dumps(_completed(messages).get("output", {}).get("data"))
 
 
-def test_the_sketchpads_composite_and_too_many_layers(raw: QueueClient) -> None:
-    sketch = raw.component_id("outlyne-sketch")
-    change = raw.event_index(sketch, "change")
-    bomb = raw.upload("composite.png", BOMB)
-    messages = raw.call(change, [{"background": None, "layers": [], "composite": bomb, "id": None}, 5, ""])
-    assert any("The drawing is too large" in w for w in _warnings(messages))
-    small = raw.upload("small.png", encoded(Image.new("RGBA", (8, 8))))
-    value = {"background": None, "layers": [small] * 9, "composite": None, "id": None}
-    messages = raw.call(change, [value, 5, ""])
-    assert any("The drawing has 9 layers; at most 4 are accepted." in w for w in _warnings(messages))
+def test_the_papers_own_event_with_13000_squared_drawings_four_at_once(raw: QueueClient) -> None:
+    bomb = raw.data_url(BOMB)  # 164 KB that declare 676 MB of RGBA
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: raw.score_drawing(bomb), range(4)))
+    for messages in answers:
+        assert "The drawing is too large (13000x13000 pixels)" in _shown(messages)
 
 
-def test_the_editors_blob_endpoint_is_bounded(app: AppServer, raw: QueueClient) -> None:
-    sketch = raw.component_id("outlyne-sketch")
-
-    def send(index: str) -> httpx.Response:
-        return raw.http.post(
-            f"{raw.base}/gradio_api/component_server",
-            data={
-                "component_id": str(sketch),
-                "fn_name": "accept_blobs",
-                "session_hash": "attacker",
-                "type": "layer",
-                "index": index,
-                "id": "drawing-1",
-            },
-            files={"file": ("blob.png", b"\x89PNG")},
-        )
-
-    refused = send("1000000000")  # before: a list of a billion entries
-    assert refused.status_code == 400 and "at most 4 layers" in refused.text
-    assert send("0").status_code == 200
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("data:image/png;base64," + "A" * 3_000_000, "The drawing is too large to process."),
+        ("data:text/html;base64,PGh0bWw+", "The drawing did not arrive as a PNG image."),
+        ("data:image/png;base64,not base64!", "The drawing did not arrive as a PNG image."),
+        (["not", "a", "drawing"], "The drawing is too large to process."),
+    ],
+)
+def test_the_papers_event_bounds_what_any_client_sends(raw: QueueClient, value, message: str) -> None:
+    shown = _shown(raw.score_drawing(value))
+    assert message in shown and "Traceback" not in shown
 
 
 def test_a_non_image_upload_in_the_page_is_one_sentence(raw: QueueClient) -> None:
-    upload = next(
-        c["id"]
-        for c in raw.config["components"]
-        if c.get("props", {}).get("label") == "Upload a drawing or a photo"
-    )
-    event = raw.event_index(upload, "upload")
     text = raw.upload("notes.png", b"just text\n" * 50)
-    messages = raw.call(event, [{**text, "url": None}, 5, ""])
-    _completed(messages)
-    warnings = _warnings(messages)
-    assert any("is not a PNG, JPEG, WebP, GIF or BMP image." in w for w in warnings), messages
-    assert not any("/tmp" in w or "gradio" in w.lower() for w in warnings)
+    shown = _shown(raw.score_drawing(None, source="upload", upload={**text, "url": None}))
+    assert "is not a PNG, JPEG, WebP, GIF or BMP image." in shown
+    assert "/tmp" not in shown and "gradio" not in shown.lower()
 
 
 def test_a_10000_character_custom_label_is_not_echoed_whole(raw: QueueClient) -> None:
-    sketch = raw.component_id("outlyne-sketch")
-    change = raw.event_index(sketch, "change")
-    drawing = raw.upload("drawing.png", drawing_png())
-    value = {"background": None, "layers": [], "composite": drawing, "id": None}
-    messages = raw.call(change, [value, 5, "y" * 10_000])
+    messages = raw.score_drawing(raw.data_url(drawing_png()), extra="y" * 10_000)
     _completed(messages)
     assert all("y" * 100 not in json.dumps(m) for m in messages)
 

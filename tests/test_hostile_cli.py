@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .support.hostile import EPS_BYTES, drawing_png, png_declaring, truncated_png
+from outlyne_dev.hostile import EPS_BYTES, drawing_png, png_declaring, truncated_png
 
 ROOT = Path(__file__).resolve().parent.parent
 

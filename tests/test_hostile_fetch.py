@@ -12,9 +12,8 @@ from PIL import Image
 
 from outlyne.search.addresses import is_public_address
 from outlyne.search.fetch import FetchLimits, fetch_images
+from outlyne_dev.hostile import encoded, png_declaring
 from outlyne_dev.search_bench import ImageServer, Route
-
-from .support.hostile import encoded, png_declaring
 
 # IPv6 spellings of IPv4 loopback and private addresses (the four first).
 HIDDEN_PRIVATE = [

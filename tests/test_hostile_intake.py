@@ -13,8 +13,7 @@ from outlyne.errors import BadImage
 from outlyne.images import ImageLimits, open_image
 from outlyne.sketch.load import MAX_EDITOR_LAYERS, load_rgb
 from outlyne.sketch.normalize import normalize
-
-from .support.hostile import (
+from outlyne_dev.hostile import (
     EPS_BYTES,
     TIFF_BYTES,
     drawing_png,

@@ -22,10 +22,10 @@ from outlyne.search.types import SearchRequest, SearchResult
 from outlyne.web.lanes import LANE_LIMITS, NETWORK_LANE
 from outlyne.web.page import build_demo, launch_options
 from outlyne_dev.app_server import free_port
+from outlyne_dev.hostile import drawing_png
+from outlyne_dev.queue_client import QueueClient
 
 from .support.fakes import FakeEncoder
-from .support.hostile import drawing_png
-from .support.queue_client import QueueClient
 
 
 class HangingEngine:
@@ -78,11 +78,8 @@ def test_interrogate_and_live_scoring_answer_while_the_engine_hangs(served, tmp_
     for _ in range(3):  # each would wait behind the hanging searches if they shared a lane
         assert client.predict(handle_file(str(drawing)), api_name="/interrogate")["concepts"]
 
-    raw = QueueClient(url)
-    sketch = raw.component_id("outlyne-sketch")
-    composite = raw.upload("drawing.png", drawing_png())
-    value = {"background": None, "layers": [], "composite": composite, "id": None}
-    messages = raw.call(raw.event_index(sketch, "change"), [value, 3, ""])
+    raw = QueueClient(url)  # the drawing paper's own event: live scoring
+    messages = raw.score_drawing(raw.data_url(drawing_png()))
     assert messages[-1]["msg"] == "process_completed" and messages[-1]["success"]
     assert not any(job.done() for job in hanging)  # the searches were hanging the whole time
 

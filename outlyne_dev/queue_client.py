@@ -3,6 +3,7 @@ any event (also those not on the API page), read the event stream until the even
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import Any
@@ -29,6 +30,19 @@ class QueueClient:
             if [component, event] in targets and dependency.get("backend_fn", True):
                 return dependency["id"]
         raise LookupError(f"{component}.{event}")
+
+    def score_drawing(
+        self, value: Any, *, extra: str = "", source: str = "sketch", upload: Any = None
+    ) -> list[dict[str, Any]]:
+        """Send `value` as the drawing paper's own `input` event (what the page's canvas sends after each
+        stroke: a PNG data URL), with the page's inputs in the order of outlyne.web.page.Page.drawing_inputs:
+        source, sketch, upload, top_k, extra concepts, safe search, max results, re-rank, version."""
+        event = self.event_index(self.component_id("outlyne-sketch"), "input")
+        return self.call(event, [source, value, upload, 5, extra, "moderate", 30, True, 1])
+
+    @staticmethod
+    def data_url(png: bytes) -> str:
+        return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
     def upload(self, name: str, data: bytes) -> dict[str, Any]:
         """A FileData dict for a file the server now holds."""
