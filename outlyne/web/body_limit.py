@@ -1,7 +1,7 @@
 """An ASGI middleware that refuses request bodies past a size, before anything parses them.
 
 Gradio's max_file_size limits each uploaded file, but one multipart request may carry up to 1000 files
-(and the editor's `accept_blobs` endpoint reads them all into memory). Every request here is capped in
+(and a component server function may read them all into memory). Every request here is capped in
 total: by its Content-Length when it declares one, by counting otherwise.
 """
 
