@@ -3,10 +3,16 @@ the page (outlyne.web) on 0.0.0.0:7860 (GRADIO_SERVER_PORT honoured)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+
 from outlyne.pipeline import get_pipeline
 from outlyne.progress import progress_to_stderr
 from outlyne.web.handlers import serving_concurrency
 from outlyne.web.page import build_demo, launch_options
+
+SHUTDOWN_GRACE_S = 1  # `docker stop` then returns in well under 2 s
 
 
 def main() -> None:
@@ -14,7 +20,19 @@ def main() -> None:
     # progress (a cold cache) goes to stderr, so a slow first start says what it is doing.
     pipeline = get_pipeline(progress=progress_to_stderr)
     demo = build_demo(pipeline)
-    demo.queue(default_concurrency_limit=serving_concurrency(pipeline)).launch(**launch_options(pipeline))
+    # `docker stop` sends SIGTERM, which PID 1 ignores unless it handles it: treat it as Ctrl-C, which
+    # Gradio answers by closing its server. That waits for every open connection, and each visitor's page
+    # holds an event stream open, so bound the wait: work finishing within it is delivered, the rest refused.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    demo.queue(default_concurrency_limit=serving_concurrency(pipeline))
+    demo.launch(**launch_options(pipeline), prevent_thread_lock=True)
+    demo.server.config.timeout_graceful_shutdown = SHUTDOWN_GRACE_S
+    demo.block_thread()
+    # The server is closed. Tearing down the interpreter (garbage-collecting Gradio, the compiled models)
+    # would take seconds more and achieves nothing for a process that is ending: leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
