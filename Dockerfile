@@ -79,9 +79,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 COPY --from=build --chown=1000:1000 /opt/outlyne-cache /opt/outlyne-cache
 WORKDIR /app
 # The runtime code, owned by root (the app never writes it): no outlyne_dev/, tests/ or developer scripts.
-COPY concepts.json app.py ./
 COPY examples/ ./examples/
 COPY scripts/healthcheck.py ./scripts/healthcheck.py
+COPY concepts.json app.py ./
 COPY outlyne/ ./outlyne/
 USER 1000:1000
 EXPOSE 7860

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -253,18 +254,22 @@ def tiny_checkpoint(cache_dir: Path) -> Path:
     return folder
 
 
-def fill_wheelhouse(wheelhouse: Path, torch_index: str | None) -> None:
-    """Every wheel requirements.txt needs, fetched by this machine's pip with its own configuration."""
+def fill_wheelhouse(wheelhouse: Path, torch_index: str | None) -> str:
+    """Every wheel requirements.txt needs, fetched by this machine's pip with its own configuration.
+    Skipped when the wheelhouse was filled for these exact requirements (resolving alone takes a minute)."""
+    requirements = ROOT / "requirements.txt"
+    stamp = wheelhouse / ".filled-for"
+    wanted = hashlib.sha256(requirements.read_bytes() + (torch_index or "").encode()).hexdigest()
+    if stamp.is_file() and stamp.read_text() == wanted:
+        return "already filled for these requirements"
     wheelhouse.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheelhouse)]
     if torch_index:
-        torch = [
-            line
-            for line in (ROOT / "requirements.txt").read_text().splitlines()
-            if line.startswith("torch==")
-        ]
+        torch = [line for line in requirements.read_text().splitlines() if line.startswith("torch==")]
         run([*pip, "--no-deps", "--index-url", torch_index, *torch], timeout=1800)
-    run([*pip, "--find-links", str(wheelhouse), "-r", str(ROOT / "requirements.txt")], timeout=1800)
+    run([*pip, "--find-links", str(wheelhouse), "-r", str(requirements)], timeout=1800)
+    stamp.write_text(wanted)
+    return "filled by the host's pip"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -472,8 +477,8 @@ def check_image(args: argparse.Namespace) -> Figures:
         if args.packages == "host":
             wheelhouse = args.cache_dir / "wheels"
             started = time.monotonic()
-            fill_wheelhouse(wheelhouse, args.torch_index)
-            say(f"wheelhouse from the host's pip: {time.monotonic() - started:.0f} s ({wheelhouse})")
+            state = fill_wheelhouse(wheelhouse, args.torch_index)
+            say(f"wheelhouse {wheelhouse}: {state} ({time.monotonic() - started:.0f} s)")
             secret = work / "pip.conf"
             secret.write_text(pip_conf(stack.enter_context(serve_folder(wheelhouse))))
             build_args["TORCH_INDEX_URL"] = ""  # the wheelhouse holds the CPU torch wheel

@@ -287,3 +287,11 @@ def test_the_wheelhouse_server_serves_the_folder_on_loopback_only(tmp_path: Path
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(url, timeout=10) as response:
             assert b"pkg-1.0-py3-none-any.whl" in response.read()
+
+
+def test_a_wheelhouse_filled_for_the_same_requirements_is_not_filled_again(tmp_path: Path) -> None:
+    import hashlib
+
+    requirements = (ROOT / "requirements.txt").read_bytes()
+    (tmp_path / ".filled-for").write_text(hashlib.sha256(requirements).hexdigest())
+    assert space_image.fill_wheelhouse(tmp_path, None) == "already filled for these requirements"
