@@ -142,7 +142,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run(command: Sequence[str], *, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
-    completed = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout)
+    try:
+        completed = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(command[0], f"`{' '.join(command[:3])} ...` took over {timeout:.0f} s") from None
     if check and completed.returncode != 0:
         detail = (completed.stderr or completed.stdout).strip().splitlines()[-1:] or ["no output"]
         raise CheckFailed(command[0], f"`{' '.join(command[:3])} ...` failed: {detail[0]}")
@@ -171,7 +174,7 @@ def image_exists(engine: str, name: str) -> bool:
 def ensure_base_image(engine: str, cache_dir: Path, mirror: str) -> str:
     if image_exists(engine, BASE_IMAGE):
         return "present"
-    with contextlib.suppress(subprocess.TimeoutExpired):
+    with contextlib.suppress(CheckFailed):  # no registry answers in time
         if run([engine, "pull", BASE_IMAGE], timeout=120, check=False).returncode == 0:
             return "pulled"
     tarball = cache_dir / "base-bookworm-python3.11.tar"
@@ -391,8 +394,12 @@ def logs(engine: str, container: str) -> str:
 def check_interrogate(url: str, image: Path) -> str:
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False)
-    result = client.predict(handle_file(str(image)), api_name="/interrogate")
+    try:
+        client = Client(url, verbose=False)
+        result = client.predict(handle_file(str(image)), api_name="/interrogate")
+    except Exception as error:  # whatever the client raises, the check failed: say how, in one line
+        first_line = (str(error).strip().splitlines() or [""])[0][:200]
+        raise CheckFailed("interrogate", f"{type(error).__name__}: {first_line}") from None
     concepts = result.get("concepts") if isinstance(result, dict) else None
     if not concepts:
         raise CheckFailed("interrogate", f"no concepts in the answer: {str(result)[:200]}")
