@@ -295,3 +295,10 @@ def test_a_wheelhouse_filled_for_the_same_requirements_is_not_filled_again(tmp_p
     requirements = (ROOT / "requirements.txt").read_bytes()
     (tmp_path / ".filled-for").write_text(hashlib.sha256(requirements).hexdigest())
     assert space_image.fill_wheelhouse(tmp_path, None) == "already filled for these requirements"
+
+
+def test_the_script_reads_both_engines_finish_times_alike() -> None:
+    podman = space_image.parse_engine_time("2026-11-29 21:27:21.348981278 +0000 UTC")
+    docker = space_image.parse_engine_time("2026-11-29T21:27:21.348981278Z")
+    assert podman == docker == pytest.approx(1795987641.349, abs=1e-3)
+    assert space_image.parse_engine_time("not a time") is None
