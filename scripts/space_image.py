@@ -16,8 +16,8 @@ line saying which):
      registry of its own; `--packages index` lets the build's pip use PyPI and the PyTorch CPU index;
   5. builds the image and runs it, then checks: the page answers, `/interrogate` answers through
      gradio_client, the app's process runs as uid 1000 with a passwd entry and a home, the health check
-     passes, the baked cache is used (nothing exported or written to the IR cache at start), SIGTERM stops
-     the container within 2 s with exit code 0, and a rebuild after a code-only change (README.md and
+     passes, the baked cache is used (nothing exported or written to the IR cache at start), SIGTERM ends
+     the app within 2 s with exit code 0 (the engine cleans up after that), and a rebuild after a code-only change (README.md and
      app.py edited in the staged context) takes both model steps from the layer cache;
   6. prints the image size, build time, start-up time and stop time.
 """
@@ -547,10 +547,13 @@ def check_container(engine: str, tag: str, figures: Figures) -> None:
         stop = stop_container(engine, container)
         app = f"the app exited after {stop.app_seconds:.2f} s, " if stop.app_seconds is not None else ""
         figures.add("stop", f"{stop.seconds:.1f} s after SIGTERM ({app}exit code {stop.exit_code})")
-        if stop.seconds > STOP_LIMIT_S or stop.exit_code != 0:
+        # The limit is on the app: the engine's own clean-up afterwards (network, mounts) is not its doing.
+        stopped_after = stop.app_seconds if stop.app_seconds is not None else stop.seconds
+        if stopped_after > STOP_LIMIT_S or stop.exit_code != 0:
             raise CheckFailed(
                 "stop",
-                f"SIGTERM took {stop.seconds:.1f} s (limit {STOP_LIMIT_S:.0f} s), exit code {stop.exit_code}",
+                f"the app ended {stopped_after:.1f} s after SIGTERM (limit {STOP_LIMIT_S:.0f} s), "
+                f"exit code {stop.exit_code}",
             )
     finally:
         run([engine, "rm", "-f", container], check=False)
