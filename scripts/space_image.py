@@ -17,8 +17,9 @@ line saying which):
   5. builds the image and runs it, then checks: the page answers, `/interrogate` answers through
      gradio_client, the app's process runs as uid 1000 with a passwd entry and a home, the health check
      passes, the baked cache is used (nothing exported or written to the IR cache at start), SIGTERM ends
-     the app within 2 s with exit code 0 (the engine cleans up after that), and a rebuild after a code-only change (README.md and
-     app.py edited in the staged context) takes both model steps from the layer cache;
+     the app within 2 s with exit code 0 (the engine's clean-up comes after), and a rebuild after a
+     code-only change (README.md and app.py edited in the staged context) takes both model steps from the
+     layer cache;
   6. prints the image size, build time, start-up time and stop time.
 """
 
