@@ -25,9 +25,12 @@ def main() -> None:
     # holds an event stream open, so bound the wait: work finishing within it is delivered, the rest refused.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     demo.queue(default_concurrency_limit=serving_concurrency(pipeline))
-    demo.launch(**launch_options(pipeline), prevent_thread_lock=True)
-    demo.server.config.timeout_graceful_shutdown = SHUTDOWN_GRACE_S
-    demo.block_thread()
+    try:
+        demo.launch(**launch_options(pipeline), prevent_thread_lock=True)
+        demo.server.config.timeout_graceful_shutdown = SHUTDOWN_GRACE_S
+        demo.block_thread()  # returns once SIGTERM or Ctrl-C has closed the server
+    except KeyboardInterrupt:  # it came while Gradio was still starting up
+        demo.close()
     # The server is closed. Tearing down the interpreter (garbage-collecting Gradio, the compiled models)
     # would take seconds more and achieves nothing for a process that is ending: leave now.
     sys.stdout.flush()

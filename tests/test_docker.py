@@ -198,8 +198,7 @@ def test_sigterm_closes_the_server_and_exits_cleanly(app: AppServer, tmp_path: P
     try:
         wait_until_answers(server)
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, server.log_tail()
-        assert "closing server" in log_path.read_text()
+        assert process.wait(timeout=60) == 0, server.log_tail()
     finally:
         server.stop()
 
