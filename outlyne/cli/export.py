@@ -20,6 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--precision", choices=PRECISIONS, help="instead of OUTLYNE_PRECISION")
     which.add_argument("--all-precisions", action="store_true", help="export every precision")
+    parser.add_argument(
+        "--concepts",
+        action="store_true",
+        help="also compute the concept text embeddings (OUTLYNE_CONCEPTS) into the cache",
+    )
     parser.add_argument("--json", action="store_true", help="print what was exported as JSON")
     parser.set_defaults(func=run)
 
@@ -39,6 +44,14 @@ def run(args: argparse.Namespace) -> int:
             load_encoder(config.with_options(precision=precision), progress=progress_to_stderr)
             for precision in precisions
         ]
+        # A separate step in the image build (its own layer): editing concepts.json then re-exports nothing.
+        if args.concepts:
+            from outlyne.concepts.bank import ConceptBank
+
+            for encoder in encoders:
+                ConceptBank.from_file(
+                    encoder, config.concepts_path, cache_dir=config.cache_dir, progress=progress_to_stderr
+                )
     for precision, encoder in zip(precisions, encoders, strict=True):
         exports.append(
             {
