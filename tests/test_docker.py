@@ -163,11 +163,6 @@ def test_serving_requirements_are_the_full_ones_without_the_export_only_packages
 # -- the app the image runs -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def app(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> AppServer:
-    return shared_app_server(tmp_path_factory.getbasetemp() / "app-server", tiny_checkpoint)
-
-
 def test_the_served_app_runs_without_torch(app: AppServer) -> None:
     """The runtime image has no torch: the warm-cache serving path must never load it."""
     loaded = Path(f"/proc/{app.process.pid}/maps").read_text()
