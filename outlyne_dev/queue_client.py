@@ -32,13 +32,30 @@ class QueueClient:
         raise LookupError(f"{component}.{event}")
 
     def score_drawing(
-        self, value: Any, *, extra: str = "", source: str = "sketch", upload: Any = None
+        self,
+        value: Any,
+        *,
+        extra: str = "",
+        source: str = "sketch",
+        upload: Any = None,
+        session: str | None = None,
     ) -> list[dict[str, Any]]:
         """Send `value` as the drawing paper's own `input` event (what the page's canvas sends after each
         stroke: a PNG data URL), with the page's inputs in the order of outlyne.web.page.Page.drawing_inputs:
         source, sketch, upload, top_k, extra concepts, safe search, max results, re-rank, version."""
         event = self.event_index(self.component_id("outlyne-sketch"), "input")
-        return self.call(event, [source, value, upload, 5, extra, "moderate", 30, True, 1])
+        # `source` is a gr.State: the server reads it from the session, whatever the request says.
+        return self.call(event, [source, value, upload, 5, extra, "moderate", 30, True, 1], session=session)
+
+    def choose_tab(self, label: str, session: str) -> None:
+        """Select an input tab in `session`, as a click on it does (the tab's select event runs unqueued)."""
+        tab = next(
+            c["id"]
+            for c in self.config["components"]
+            if c.get("type") in ("tab", "tabitem") and c.get("props", {}).get("label") == label
+        )
+        body = {"data": [], "fn_index": self.event_index(tab, "select"), "session_hash": session}
+        self.http.post(f"{self.base}/gradio_api/run/predict", json=body).raise_for_status()
 
     @staticmethod
     def data_url(png: bytes) -> str:
@@ -51,9 +68,9 @@ class QueueClient:
         (path,) = response.json()
         return {"path": path, "orig_name": name, "meta": {"_type": "gradio.FileData"}}
 
-    def call(self, fn_index: int, data: list[Any]) -> list[dict[str, Any]]:
+    def call(self, fn_index: int, data: list[Any], session: str | None = None) -> list[dict[str, Any]]:
         """Join the queue and return every message of the event, the last being process_completed."""
-        session = uuid.uuid4().hex
+        session = session or uuid.uuid4().hex
         joined = self.http.post(
             f"{self.base}/gradio_api/queue/join",
             json={"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None},

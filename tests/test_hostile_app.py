@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from outlyne.web.canvas import MAX_SKETCH_CHARS
 from outlyne_dev.app_server import ROOT, AppServer
 from outlyne_dev.hostile import EPS_BYTES, drawing_png, png_declaring, truncated_png
 from outlyne_dev.queue_client import QueueClient
@@ -89,7 +91,7 @@ def test_the_papers_own_event_with_13000_squared_drawings_four_at_once(raw: Queu
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("data:image/png;base64," + "A" * 3_000_000, "The drawing is too large to process."),
+        ("data:image/png;base64," + "A" * MAX_SKETCH_CHARS, "The drawing is too large to process."),
         ("data:text/html;base64,PGh0bWw+", "The drawing did not arrive as a PNG image."),
         ("data:image/png;base64,not base64!", "The drawing did not arrive as a PNG image."),
         (["not", "a", "drawing"], "The drawing is too large to process."),
@@ -102,7 +104,9 @@ def test_the_papers_event_bounds_what_any_client_sends(raw: QueueClient, value, 
 
 def test_a_non_image_upload_in_the_page_is_one_sentence(raw: QueueClient) -> None:
     text = raw.upload("notes.png", b"just text\n" * 50)
-    shown = _shown(raw.score_drawing(None, source="upload", upload={**text, "url": None}))
+    session = uuid.uuid4().hex
+    raw.choose_tab("Upload", session)
+    shown = _shown(raw.score_drawing(None, upload={**text, "url": None}, session=session))
     assert "is not a PNG, JPEG, WebP, GIF or BMP image." in shown
     assert "/tmp" not in shown and "gradio" not in shown.lower()
 
