@@ -42,6 +42,16 @@ READ_VERSION_JS = (
     "(...values) => { " + PAGE_STATE_JS + " values[values.length - 1] = outlyne.want; return values; }"
 )
 
+# For "search with this text": the query as the box shows it now. Gradio gathers a textbox's value from
+# its own state, which can lag the last keystrokes when Enter follows at once on a busy machine (the search
+# then saw an empty query); the box itself is never behind.
+READ_QUERY_JS = (
+    "(query, ...values) => { "
+    + PAGE_STATE_JS
+    + " const box = document.querySelector('#outlyne-query input, #outlyne-query textarea');"
+    + " values[values.length - 1] = outlyne.want; return [box ? box.value : query, ...values]; }"
+)
+
 # The score view: clicking a concept asks "why?"; every new value is checked against the page's version.
 SCORES_JS = (
     PAGE_STATE_JS

@@ -36,7 +36,7 @@ from outlyne.web.handlers import (
     WhyView,
 )
 from outlyne.web.lanes import MODEL_LANE, NETWORK_LANE, lane
-from outlyne.web.live import READ_VERSION_JS, TOUCH_JS, score_view, version_box
+from outlyne.web.live import READ_QUERY_JS, READ_VERSION_JS, TOUCH_JS, score_view, version_box
 from outlyne.web.startup import Preparation
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -421,7 +421,7 @@ def _wire_events(page: Page, handlers: Handlers) -> None:
         search_text,
         [page.query, *page.drawing_inputs],
         page.search_outputs,
-        **busy,
+        **{**busy, "js": READ_QUERY_JS},
     )
     if page.examples is not None:
         # One click: the example goes into the Upload tab, which comes forward, and is searched.
