@@ -250,7 +250,7 @@ def tiny_checkpoint(cache_dir: Path) -> Path:
     folder = cache_dir / "tiny-siglip"
     if not (folder / "config.json").is_file():
         sys.path.insert(0, str(ROOT))
-        from tests.support.tiny_checkpoint import build_tiny_siglip
+        from outlyne_dev.random_checkpoint import build_tiny_siglip
 
         staging = cache_dir / "tiny-siglip.partial"
         shutil.rmtree(staging, ignore_errors=True)
