@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,16 +30,23 @@ class Config:
     threads: int | None = None  # None: let OpenVINO decide (it sizes from the host, not the container)
     batch_size: int = 16
     top_k: int = 5
+    encoder: str | None = None  # OUTLYNE_ENCODER: None = in-process; kserve-v2://HOST:PORT[/NAME] = remote
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"OUTLYNE_PRECISION={self.precision!r} is not one of {', '.join(PRECISIONS)}.")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"OUTLYNE_THREADS must be a positive integer, not {self.threads}.")
-        if not (self.search in ("ddg", "none") or self.search.startswith("local:")):
+        if not (self.search in ("ddg", "none") or self.search.startswith(("local:", "milvus:"))):
             raise ConfigError(
-                f"OUTLYNE_SEARCH={self.search!r} is not 'ddg', 'none' or 'local:/path/to/folder'."
+                f"OUTLYNE_SEARCH={self.search!r} is not 'ddg', 'none', 'local:/path/to/folder' or "
+                "'milvus:PATH.db' / 'milvus:http://HOST:PORT'."
             )
+        _ = self.milvus_uri  # a malformed milvus: target fails here, at start-up
+        if self.encoder is not None:
+            from outlyne.model.wire import parse_endpoint
+
+            parse_endpoint(self.encoder)  # raises ConfigError naming OUTLYNE_ENCODER
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -60,6 +68,7 @@ class Config:
             else defaults.concepts_path,
             search=env.get("OUTLYNE_SEARCH", "").strip() or "ddg",
             threads=threads_value,
+            encoder=env.get("OUTLYNE_ENCODER", "").strip() or None,
         )
 
     def with_options(self, **changes: object) -> Config:
@@ -67,5 +76,22 @@ class Config:
         return replace(self, **changes)
 
     @property
+    def milvus_uri(self) -> str | None:
+        return milvus_uri(self.search) if self.search.startswith("milvus:") else None
+
+    @property
     def local_search_folder(self) -> Path | None:
         return Path(self.search[len("local:") :]).expanduser() if self.search.startswith("local:") else None
+
+
+def milvus_uri(entry: str) -> str:
+    """milvus:PATH.db -> the absolute file (milvus-lite, embedded); milvus:http(s)://HOST:PORT -> the URL
+    of a Milvus server or cluster. pymilvus tells the two apart the same way (a path ending in .db)."""
+    target = entry[len("milvus:") :].strip()
+    if re.fullmatch(r"https?://[^/\s:]+:\d+/?", target):
+        return target.rstrip("/")
+    if target.endswith(".db") and "://" not in target:
+        return str(Path(target).expanduser().resolve())
+    raise ConfigError(
+        f"OUTLYNE_SEARCH={entry!r}: a Milvus gallery is milvus:PATH.db (milvus-lite) or milvus:http://HOST:PORT."
+    )

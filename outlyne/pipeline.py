@@ -30,6 +30,9 @@ from outlyne.search.rerank import rerank
 from outlyne.search.types import SearchBackend, SearchRequest, SearchResult
 from outlyne.sketch.normalize import NormalizedSketch, NormalizeOptions, normalize
 
+# Backends that already rank by likeness to the sketch (and take a text blend): never re-ranked.
+GALLERIES = ("local", "milvus")
+
 
 @dataclass(frozen=True)
 class InterrogateOptions:
@@ -150,11 +153,9 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, config: Config, *, progress: Progress | None = None) -> Pipeline:
-        from outlyne.model.encoder import (
-            load_encoder,  # OpenVINO is imported only when a real pipeline is built
-        )
+        from outlyne.model.choose import choose_encoder  # imports OpenVINO only for an in-process encoder
 
-        encoder = load_encoder(config, progress=progress)
+        encoder = choose_encoder(config, progress=progress)
         bank = ConceptBank.from_file(
             encoder, config.concepts_path, cache_dir=config.cache_dir, progress=progress
         )
@@ -219,7 +220,7 @@ class Pipeline:
 
         target = interrogation.embedding if interrogation else None
         text_embedding = None
-        if search_query and (target is None or (backend_name == "local" and options.text_weight > 0)):
+        if search_query and (target is None or (backend_name in GALLERIES and options.text_weight > 0)):
             with timer.stage("embed_query"):
                 text_embedding = self.encoder.embed_texts([search_query])[0]
         if target is None:
@@ -242,8 +243,8 @@ class Pipeline:
             return
 
         # A local gallery already ranks by visual similarity; only web results need re-ranking.
-        if not options.rerank or backend_name == "local" or not results or target is None:
-            yield outcome(results, reranked=backend_name == "local", final=True)
+        if not options.rerank or backend_name in GALLERIES or not results or target is None:
+            yield outcome(results, reranked=backend_name in GALLERIES, final=True)
             return
 
         yield outcome(results, reranked=False, final=False)

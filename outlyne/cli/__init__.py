@@ -22,6 +22,7 @@ COMMANDS = (
     ("outlyne.cli.interrogate", "interrogate"),
     ("outlyne.cli.search", "search"),
     ("outlyne.cli.index", "index"),
+    ("outlyne.cli.serve_encoder", "serve-encoder"),
     ("outlyne_dev.cli_eval", "eval"),
     ("outlyne_dev.cli_bench", "bench"),
 )

@@ -19,6 +19,10 @@ def make_backend(config: Config, encoder: Embedder) -> SearchBackend | None:
         return None
     if config.search == "ddg":
         return DuckDuckGoBackend()
+    if config.milvus_uri is not None:
+        from outlyne.search.galleries.milvus import MilvusGalleryBackend
+
+        return MilvusGalleryBackend(config.milvus_uri, encoder)
     folder = config.local_search_folder
     if folder is not None:
         from outlyne.search.galleries.folder import LocalGalleryBackend

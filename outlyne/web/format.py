@@ -19,7 +19,12 @@ if TYPE_CHECKING:  # the real types; at run time any object with these attribute
 CONCEPT_TABLE_HEADERS = ["concept", "group", "probability", "cosine"]
 
 # Names people know, for the status line; anything else is shown as the backend reports it.
-BACKEND_NAMES = {"ddg": "DuckDuckGo", "duckduckgo": "DuckDuckGo", "local": "the local gallery"}
+BACKEND_NAMES = {
+    "ddg": "DuckDuckGo",
+    "duckduckgo": "DuckDuckGo",
+    "local": "the local gallery",
+    "milvus": "the Milvus gallery",
+}
 
 # The order stages run in; a stage the pipeline adds later is still shown, after these.
 STAGE_ORDER = ("normalize", "embed", "score", "query", "embed_query", "search", "rerank")

@@ -7,8 +7,8 @@ Layout of FOLDER/.outlyne/:
 
 Writes are atomic as a pair: a new embeddings file gets a fresh name, then manifest.json is replaced
 (os.replace) to point at it, then older embeddings files are deleted. A reader sees the old or the new
-index, never half of one. Change detection uses size and mtime first and the content hash second, so a
-file that was only touched or copied over with identical bytes is never re-embedded.
+index, never half of one. The folder walk, the change plan and the embed loop are scan.py's, shared with
+the Milvus gallery (milvus.py).
 
 Search is exact: one matrix-vector product and `np.argpartition`, under 50 ms for 100k x 768 float32
 (see search_bench.measure_local_search).
@@ -16,48 +16,31 @@ Search is exact: one matrix-vector product and `np.argpartition`, under 50 ms fo
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import secrets
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from outlyne.errors import OutlyneError, SearchUnavailable
-from outlyne.files import atomic_write, sha256_file
-from outlyne.images import IMAGE_SUFFIXES, flatten_to_rgb, open_image
+from outlyne.files import atomic_write
 from outlyne.model.embedder import Embedder
+from outlyne.search.galleries.scan import (
+    INDEX_DIR,
+    EmbeddedBatch,
+    Entry,
+    IndexReport,
+    embed_changes,
+    open_image_file,
+    plan_changes,
+)
 from outlyne.search.types import SearchRequest, SearchResult
 
-INDEX_DIR = ".outlyne"
+__all__ = ["GalleryIndex", "IndexReport", "LocalGalleryBackend", "index_folder", "open_image_file"]
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
-
-
-@dataclass(frozen=True)
-class IndexReport:
-    added: int
-    updated: int
-    removed: int
-    unchanged: int
-    skipped: list[tuple[str, str]]  # (relative path, reason)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    path: str  # relative to the folder, POSIX separators
-    size: int
-    mtime_ns: int
-    sha256: str
-    width: int
-    height: int
 
 
 def _index_hint(folder: Path) -> str:
@@ -82,14 +65,14 @@ def _read_manifest(folder: Path) -> dict | None:
     return manifest
 
 
-def _load_pair(folder: Path) -> tuple[dict, list[_Entry], np.ndarray] | None:
+def _load_pair(folder: Path) -> tuple[dict, list[Entry], np.ndarray] | None:
     """The manifest, its entries and its embeddings, or None when there is no index."""
     for _attempt in range(2):  # an indexer may swap files between our two reads: read the manifest again
         manifest = _read_manifest(folder)
         if manifest is None:
             return None
         try:
-            entries = [_Entry(**row) for row in manifest["entries"]]
+            entries = [Entry(**row) for row in manifest["entries"]]
             name = str(manifest["embeddings"])
             if Path(name).name != name:  # a file inside .outlyne/, never a path elsewhere
                 raise ValueError(f"bad embeddings file name {name!r}")
@@ -110,7 +93,7 @@ def _save(
     folder: Path,
     identity: str,
     dim: int,
-    entries: list[_Entry],
+    entries: list[Entry],
     embeddings: np.ndarray | None,
     embeddings_name: str | None,
 ) -> None:
@@ -138,76 +121,6 @@ def _save(
 # --- indexing -------------------------------------------------------------------------------------------
 
 
-def _walk_images(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
-    # os.walk without following directory symlinks: a link loop cannot make indexing run forever.
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d != INDEX_DIR)
-        for name in sorted(files):
-            if not name.lower().endswith(IMAGE_SUFFIXES):
-                continue
-            path = Path(root) / name
-            try:
-                stat = path.stat()
-            except OSError:
-                continue  # vanished or a dangling link: nothing to index
-            yield path.relative_to(folder).as_posix(), stat
-
-
-def open_image_file(path: Path) -> tuple[Image.Image, str]:
-    """A local image file -> (RGB image, sha256 of its bytes). OSError/ValueError-like failures are the
-    caller's to report; the decompression-bomb guard stays on."""
-    data = path.read_bytes()
-    # JPEG photos decode at a reduced scale, still >= 2x the model input.
-    image = open_image(data, name=f"The image {path.name}", reduce_to=448)
-    return flatten_to_rgb(image), hashlib.sha256(data).hexdigest()
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, Image.DecompressionBombError):
-        return "too large (decompression bomb guard)"
-    if isinstance(error, Image.UnidentifiedImageError):
-        return "not a readable image"
-    return f"unreadable ({type(error).__name__}: {error})"
-
-
-@dataclass
-class _Plan:
-    kept: dict[str, tuple[_Entry, np.ndarray]]  # path -> (entry, embedding row) needing no encoder call
-    to_embed: list[tuple[str, os.stat_result, bool]]  # (path, stat, was indexed before)
-    removed: int
-    metadata_changed: bool  # a touched file keeps its row but the manifest records its new mtime
-
-
-def _plan(folder: Path, old_entries: dict[str, tuple[int, _Entry]], old_embeddings: np.ndarray) -> _Plan:
-    plan = _Plan({}, [], 0, False)
-    seen: set[str] = set()
-    for relative, stat in _walk_images(folder):
-        seen.add(relative)
-        old = old_entries.get(relative)
-        if old is None:
-            plan.to_embed.append((relative, stat, False))
-            continue
-        row, entry = old
-        if entry.size == stat.st_size and entry.mtime_ns == stat.st_mtime_ns:
-            plan.kept[relative] = (entry, old_embeddings[row])
-            continue
-        # Size or time changed: the bytes decide (a touched or re-copied file keeps its row).
-        try:
-            same = entry.size == stat.st_size and sha256_file(folder / relative) == entry.sha256
-        except OSError:
-            same = False
-        if same:
-            touched = _Entry(
-                relative, stat.st_size, stat.st_mtime_ns, entry.sha256, entry.width, entry.height
-            )
-            plan.kept[relative] = (touched, old_embeddings[row])
-            plan.metadata_changed = True
-        else:
-            plan.to_embed.append((relative, stat, True))
-    plan.removed = sum(1 for path in old_entries if path not in seen)
-    return plan
-
-
 def index_folder(
     folder: Path,
     encoder: Embedder,
@@ -223,8 +136,6 @@ def index_folder(
     became unreadable loses its stale row). An index built by another encoder is rebuilt from scratch.
     Work is saved every `checkpoint_seconds`, so an interrupted run over a big folder resumes where it was.
     """
-    from tqdm import tqdm
-
     folder = Path(folder)
     if not folder.is_dir():
         raise OutlyneError(f"{folder} is not a folder.")
@@ -237,10 +148,11 @@ def index_folder(
         previous = None  # a damaged index is simply rebuilt
     if previous and (previous[0]["encoder"] != encoder.identity or previous[2].shape[1] != encoder.embed_dim):
         previous = None
-    old_entries = {entry.path: (row, entry) for row, entry in enumerate(previous[1])} if previous else {}
+    old_entries = previous[1] if previous else []
     old_embeddings = previous[2] if previous else np.zeros((0, encoder.embed_dim), np.float32)
-    plan = _plan(folder, old_entries, old_embeddings)
-    kept = plan.kept
+    plan = plan_changes(folder, {entry.path: entry for entry in old_entries})
+    rows = {entry.path: row for row, entry in enumerate(old_entries)}
+    kept = {path: (entry, old_embeddings[rows[path]]) for path, entry in plan.unchanged.items()}
 
     def save() -> None:
         paths = sorted(kept)
@@ -248,49 +160,24 @@ def index_folder(
         entries = [kept[p][0] for p in paths]
         _save(folder, encoder.identity, encoder.embed_dim, entries, matrix.astype(np.float32), None)
 
-    skipped: list[tuple[str, str]] = []
-    pending: list[tuple[Image.Image, _Entry, bool]] = []  # decoded, waiting for a full batch
-    counts = {True: 0, False: 0}  # was indexed before -> embedded now (updated / added)
     last_save = time.monotonic()
 
-    def flush() -> None:
+    def store(batch: EmbeddedBatch) -> None:
         nonlocal last_save
-        vectors = encoder.embed_images([image for image, _, _ in pending], batch_size=batch_size)
-        for (_, entry, existed), vector in zip(pending, np.asarray(vectors, np.float32), strict=True):
-            kept[entry.path] = (entry, vector)
-            counts[existed] += 1
-        pending.clear()
+        kept.update((entry.path, (entry, vector)) for entry, vector, _ in batch)
         if time.monotonic() - last_save >= checkpoint_seconds:
             save()  # files not reached yet are simply absent: the next run embeds them
             last_save = time.monotonic()
 
-    # Batches are filled with images that decoded, so unreadable files never leave an encoder call short.
-    with tqdm(
-        total=len(plan.to_embed), desc="indexing", unit="img", file=sys.stderr, disable=not progress
-    ) as bar:
-        for relative, stat, existed in plan.to_embed:
-            try:
-                image, sha = open_image_file(folder / relative)
-            except Exception as error:  # any decoder failure on any file: skip it, never fatal
-                skipped.append((relative, _describe(error)))
-            else:
-                pending.append(
-                    (image, _Entry(relative, stat.st_size, stat.st_mtime_ns, sha, *image.size), existed)
-                )
-                if len(pending) == batch_size:
-                    flush()
-            bar.update()
-        if pending:
-            flush()
-
-    added, updated = counts[False], counts[True]
+    result = embed_changes(folder, plan, encoder, store, batch_size=batch_size, progress=progress)
+    added, updated = result.added, result.updated
     if added or updated or plan.removed or len(kept) != len(old_entries) or previous is None:
         save()
-    elif plan.metadata_changed:
+    elif plan.touched:
         # Same paths, so the same sorted row order: rewrite only the manifest, keep the embeddings file.
         entries = [kept[p][0] for p in sorted(kept)]
         _save(folder, encoder.identity, encoder.embed_dim, entries, None, previous[0]["embeddings"])
-    return IndexReport(added, updated, plan.removed, len(kept) - added - updated, skipped)
+    return IndexReport(added, updated, len(plan.removed), len(kept) - added - updated, result.skipped)
 
 
 # --- searching ------------------------------------------------------------------------------------------
@@ -345,22 +232,7 @@ class GalleryIndex:
     def query_vector(
         self, image_embedding: np.ndarray | None, text_embedding: np.ndarray | None, text_weight: float
     ) -> np.ndarray:
-        """score = (1 - text_weight) * cos(row, image) + text_weight * cos(row, text).
-
-        Both terms are linear in the row, so the blend folds into one query vector and search stays a
-        single matrix-vector product. Image-to-text cosines are several times smaller than image-to-image
-        ones in SigLIP, so even a weight of 0.5 leans visual. With only one of the two, it alone ranks.
-        """
-        if image_embedding is None and text_embedding is None:
-            raise ValueError("a query needs an image or a text embedding")
-        dim = self.embeddings.shape[1]
-        if text_embedding is None:
-            return np.asarray(image_embedding, np.float32).reshape(dim)
-        if image_embedding is None:
-            return np.asarray(text_embedding, np.float32).reshape(dim)
-        image = np.asarray(image_embedding, np.float32).reshape(dim)
-        text = np.asarray(text_embedding, np.float32).reshape(dim)
-        return ((1.0 - text_weight) * image + text_weight * text).astype(np.float32)
+        return blend_query(image_embedding, text_embedding, text_weight, self.embeddings.shape[1])
 
     def nearest_rows(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k rows with the largest dot product with `query`, best first (ties in row order)."""
@@ -371,6 +243,44 @@ class GalleryIndex:
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.lexsort((top, -scores[top]))]
         return [(int(row), float(scores[row])) for row in top]
+
+
+def blend_query(
+    image_embedding: np.ndarray | None, text_embedding: np.ndarray | None, text_weight: float, dim: int
+) -> np.ndarray:
+    """score = (1 - text_weight) * cos(row, image) + text_weight * cos(row, text).
+
+    Both terms are linear in the row, so the blend folds into one query vector and search stays a
+    single matrix-vector product (or one vector search in Milvus). Image-to-text cosines are several
+    times smaller than image-to-image ones in SigLIP, so even a weight of 0.5 leans visual. With only one
+    of the two, it alone ranks.
+    """
+    if image_embedding is None and text_embedding is None:
+        raise ValueError("a query needs an image or a text embedding")
+    if text_embedding is None:
+        return np.asarray(image_embedding, np.float32).reshape(dim)
+    if image_embedding is None:
+        return np.asarray(text_embedding, np.float32).reshape(dim)
+    image = np.asarray(image_embedding, np.float32).reshape(dim)
+    text = np.asarray(text_embedding, np.float32).reshape(dim)
+    return ((1.0 - text_weight) * image + text_weight * text).astype(np.float32)
+
+
+def file_result(
+    path: Path, width: int, height: int, rank: int, score: float, source: str = "local"
+) -> SearchResult:
+    """A gallery image as a search result: the file itself is the thumbnail and the image."""
+    return SearchResult(
+        title=path.name,
+        thumbnail=str(path),
+        image=str(path),
+        url=path.as_uri(),
+        source=source,
+        width=width or None,
+        height=height or None,
+        engine_rank=rank,
+        similarity=score,
+    )
 
 
 class LocalGalleryBackend:
@@ -410,21 +320,7 @@ class LocalGalleryBackend:
         index = self._current_index()
         weight = self._text_weight if request.text_weight is None else request.text_weight
         query = index.query_vector(request.image_embedding, request.text_embedding, weight)
-        results = []
-        for rank, (row, score) in enumerate(index.nearest_rows(query, request.max_results)):
-            path = self.folder / index.paths[row]
-            width, height = index.sizes[row]
-            results.append(
-                SearchResult(
-                    title=path.name,
-                    thumbnail=str(path),
-                    image=str(path),
-                    url=path.as_uri(),
-                    source="local",
-                    width=width or None,
-                    height=height or None,
-                    engine_rank=rank,
-                    similarity=score,
-                )
-            )
-        return results
+        return [
+            file_result(self.folder / index.paths[row], *index.sizes[row], rank, score)
+            for rank, (row, score) in enumerate(index.nearest_rows(query, request.max_results))
+        ]

@@ -1,0 +1,157 @@
+"""The encoder as a Triton service over KServe V2, against the real thing: scripts/serve_encoder.sh builds
+PyTriton's environment and serves the tiny checkpoint; RemoteEncoder talks to it over HTTP.
+
+One service for the module (Triton starts in ~10 s here, stops in up to 30 s); the test that kills and
+restarts it runs last. If the service's environment cannot be built, every test here fails with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from outlyne.config import Config
+from outlyne.errors import ConfigError, EncoderUnavailable
+from outlyne.model import wire
+from outlyne.model.remote import RemoteEncoder
+from tests.support.encoder_service import EncoderService, ServiceEnvironmentError, build_environment, get_json
+
+# A long queue delay makes Triton wait for the other concurrent requests, so batches form even when the
+# tiny model answers in a millisecond (the default, 2 ms, is for real models).
+QUEUE_DELAY_US = 100_000
+
+
+@pytest.fixture(scope="module")
+def service(tiny_encoder, tiny_checkpoint: Path, encoder_cache_dir: Path, tmp_path_factory):
+    """The service over the session's IR cache (tiny_encoder exported it), fp32 like tiny_encoder."""
+    try:
+        build_environment()
+    except ServiceEnvironmentError as error:
+        pytest.fail(f"The encoder service's environment could not be built: {error}")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OUTLYNE_")},
+        "OUTLYNE_MODEL": str(tiny_checkpoint),
+        "OUTLYNE_PRECISION": "fp32",
+        "OUTLYNE_CACHE_DIR": str(encoder_cache_dir),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    running = EncoderService(
+        tmp_path_factory.mktemp("encoder-service"),
+        env,
+        arguments=["--max-batch-size", "8", "--max-queue-delay-us", str(QUEUE_DELAY_US)],
+    )
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def remote(service: EncoderService) -> RemoteEncoder:
+    encoder = RemoteEncoder(service.url)
+    yield encoder
+    encoder.close()
+
+
+def _images(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Random RGB arrays of assorted sizes (some need resizing, some are the model's 32 px already)."""
+    rng = np.random.default_rng(seed)
+    sizes = [(32, 32), (48, 20), (17, 90), (200, 150)]
+    return [rng.integers(0, 256, (*sizes[i % len(sizes)], 3), dtype=np.uint8) for i in range(count)]
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_config_reads_the_encoder_address() -> None:
+    assert Config.from_env({}).encoder is None
+    config = Config.from_env({"OUTLYNE_ENCODER": "kserve-v2://10.0.0.5:8000"})
+    assert wire.parse_endpoint(config.encoder) == wire.Endpoint("http://10.0.0.5:8000", "siglip")
+    with pytest.raises(ConfigError, match="OUTLYNE_ENCODER"):
+        Config.from_env({"OUTLYNE_ENCODER": "kserve-v2://no-port"})
+
+
+def test_remote_matches_the_in_process_encoder(remote: RemoteEncoder, tiny_encoder) -> None:
+    assert remote.identity == tiny_encoder.identity
+    assert (remote.embed_dim, remote.logit_scale, remote.logit_bias) == (
+        tiny_encoder.embed_dim,
+        tiny_encoder.logit_scale,
+        tiny_encoder.logit_bias,
+    )
+    images = _images(19)  # more than one request of max batch 8, and a partial last one
+    local, far = tiny_encoder.embed_images(images), remote.embed_images(images)
+    assert far.shape == local.shape == (19, tiny_encoder.embed_dim) and far.dtype == np.float32
+    assert _cosines(local, far).min() >= 0.9999
+
+    texts = ["a cat", "a drawing of a house", "ünïcödé 草", "", "long " * 400]
+    local, far = tiny_encoder.embed_texts(texts), remote.embed_texts(texts)
+    assert _cosines(local, far).min() >= 0.9999
+    assert remote.embed_images([]).shape == remote.embed_texts([]).shape == (0, tiny_encoder.embed_dim)
+
+
+def test_concurrent_requests_are_batched(remote: RemoteEncoder, service: EncoderService) -> None:
+    model = wire.vision_model(service.name)
+    before = {row["batch_size"] for row in service.statistics(model)["batch_stats"]}
+    clients = 8
+    image = _images(1, seed=3)
+    start = threading.Barrier(clients)
+
+    def one_request(_: int) -> np.ndarray:
+        start.wait()
+        return remote.embed_images(image)
+
+    # Wait on the state (a batch larger than one in the statistics), not on time: each round sends
+    # `clients` single-image requests at once, and Triton merges those that arrive within the queue delay.
+    batched: set[int] = set()
+    with ThreadPoolExecutor(clients) as pool:
+        for _ in range(10):
+            results = list(pool.map(one_request, range(clients)))
+            sizes = {row["batch_size"] for row in service.statistics(model)["batch_stats"]}
+            batched = {size for size in sizes - before if size > 1}
+            if batched:
+                break
+    assert batched, f"no batch larger than one in {sorted(sizes)}"
+    assert all(np.allclose(result, results[0], atol=1e-5) for result in results)
+    stats = service.statistics(model)
+    assert stats["execution_count"] < stats["inference_count"]  # fewer model runs than images
+
+
+def test_observability_is_open_and_control_is_closed(service: EncoderService) -> None:
+    # Statistics and metadata need no token; the model repository (load/unload) and config stay closed.
+    assert "model_stats" in get_json(f"{service.http}/v2/models/stats")
+    with pytest.raises(urllib.error.HTTPError) as closed:
+        get_json(f"{service.http}/v2/models/{wire.vision_model(service.name)}/config")
+    assert closed.value.code == 403
+    with urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=5) as metrics:
+        assert b"nv_inference_request_success" in metrics.read()
+
+
+def test_a_bad_address_or_a_mismatched_model_is_one_plain_error(service: EncoderService) -> None:
+    with pytest.raises(ConfigError, match="OUTLYNE_ENCODER"):
+        wire.parse_endpoint("grpc://127.0.0.1:8001")
+    with pytest.raises(EncoderUnavailable, match="OUTLYNE_ENCODER") as missing:
+        RemoteEncoder(f"kserve-v2://127.0.0.1:{service.port}/no_such_model")
+    assert "Traceback" not in str(missing.value) and len(str(missing.value).splitlines()) == 1
+
+
+def test_the_server_going_away_is_a_plain_error_and_its_return_is_picked_up(
+    remote: RemoteEncoder, service: EncoderService
+) -> None:
+    images = _images(3, seed=5)
+    expected = remote.embed_images(images)  # keep-alive connections are now in the pool
+    service.kill()
+    with pytest.raises(EncoderUnavailable) as gone:
+        remote.embed_images(images)
+    message = str(gone.value)
+    assert "OUTLYNE_ENCODER=" in message and service.url in message
+    assert "Traceback" not in message and len(message.splitlines()) == 1
+    service.start()  # same port: the pooled connections are stale, the next request must reconnect
+    assert _cosines(remote.embed_images(images), expected).min() >= 0.9999
