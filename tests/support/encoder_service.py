@@ -1,8 +1,9 @@
 """A real encoder service for tests: `bash scripts/serve_encoder.sh` (Triton through PyTriton, in its own
 environment) on free ports, waited on until each model reports ready, stopped or killed on demand.
 
-Each start gets its own PYTRITON_HOME under the test's temporary folder, so the ~22 MB workspace PyTriton
-copies per run (and leaves behind when killed) is deleted with it, never piling up in ~/.cache/pytriton.
+Each service gets its own short-named PYTRITON_HOME and TMPDIR under /tmp (PyTriton's ZeroMQ socket paths
+live there and must stay under 107 characters, which pytest's temporary folders exceed), deleted after
+every stop or kill: the ~22 MB workspace PyTriton copies per run never piles up in ~/.cache/pytriton.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -67,6 +70,7 @@ class EncoderService:
     metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     starts: int = 0
+    scratch: Path | None = None
 
     @property
     def url(self) -> str:
@@ -80,10 +84,6 @@ class EncoderService:
     def log_path(self) -> Path:
         return self.workdir / f"service-{self.starts}.log"
 
-    @property
-    def pytriton_home(self) -> Path:
-        return self.workdir / "pytriton-home"
-
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -94,9 +94,11 @@ class EncoderService:
         """Start on the same ports as before; return once every model answers ready."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
+        self.scratch = Path(tempfile.mkdtemp(prefix="pyt-"))
         env = {
             **self.env,
-            "PYTRITON_HOME": str(self.pytriton_home),
+            "PYTRITON_HOME": str(self.scratch / "home"),
+            "TMPDIR": str(self.scratch),  # Triton's Python backend unpacks each model under TMPDIR
             "OUTLYNE_APP_PYTHON": sys.executable,  # the export check runs with the app's interpreter
             "PYTHONUNBUFFERED": "1",
         }
@@ -145,10 +147,33 @@ class EncoderService:
 
     def kill(self) -> None:
         """The service crashes: SIGKILL to its whole process group, then its leftovers are removed."""
+        unpacked = self._unpacked_models()
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=STOP_TIMEOUT_S)
         self._clean()
+        for folder in unpacked:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _unpacked_models(self) -> set[Path]:
+        """The folders Triton's Python backend unpacked our models into (/tmp/folderXXXXXX, whatever
+        TMPDIR says; Triton deletes them on a clean stop, a kill leaves them): named on the command line
+        of each backend stub of our process group."""
+        if self.process is None:
+            return set()
+        folders = set()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if os.getpgid(int(pid)) != self.process.pid:
+                    continue
+                arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except (OSError, ProcessLookupError):
+                continue
+            for argument in arguments:
+                match = re.fullmatch(rb"(/tmp/folder\w{6})/\d+/model\.py", argument)
+                if match:
+                    folders.add(Path(match.group(1).decode()))
+        return folders
 
     def stop(self) -> None:
         """A clean stop: SIGTERM, as docker stop sends it; the service stops Triton and its workspace."""
@@ -163,4 +188,5 @@ class EncoderService:
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-        shutil.rmtree(self.pytriton_home, ignore_errors=True)
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
