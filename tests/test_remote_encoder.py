@@ -34,7 +34,7 @@ from outlyne_dev.app_server import (
     make_gallery,
     wait_until_answers,
 )
-from tests.support.encoder_service import EncoderService, ServiceEnvironmentError, build_environment, get_json
+from outlyne_dev.encoder_service import EncoderService, ServiceEnvironmentError, build_environment, get_json
 from tests.support.milvus_server import start_milvus_server
 
 # A long queue delay makes Triton wait for the other concurrent requests, so batches form even when the

@@ -1,5 +1,6 @@
-"""A real encoder service for tests: `bash scripts/serve_encoder.sh` (Triton through PyTriton, in its own
-environment) on free ports, waited on until each model reports ready, stopped or killed on demand.
+"""A real encoder service for tests and the scale benchmark: `bash scripts/serve_encoder.sh` (Triton
+through PyTriton, in its own environment) on free ports, waited on until each model reports ready,
+stopped or killed on demand.
 
 Each service gets its own short-named PYTRITON_HOME and TMPDIR under /tmp (PyTriton's ZeroMQ socket paths
 live there and must stay under 107 characters, which pytest's temporary folders exceed), deleted after
