@@ -103,6 +103,7 @@ def test_index_and_reindex_are_incremental_and_rank_like_numpy(
     assert len(stored) == 14
     _assert_same_ranking(gallery, uri, tiny_encoder, query)
 
+    assert MilvusGalleryBackend(uri, tiny_encoder).folders() == [gallery.resolve()]  # served by the app
     touched = index_into_milvus(uri, gallery, encoder)
     assert (touched.added, touched.updated, touched.removed, touched.unchanged) == (0, 0, 0, 14)
 

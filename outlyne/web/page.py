@@ -278,6 +278,8 @@ def launch_options(pipeline: Pipeline) -> dict[str, Any]:
     allowed = [str(EXAMPLES_DIR)]
     if pipeline.config.local_search_folder is not None:
         allowed.append(str(pipeline.config.local_search_folder.resolve()))
+    if pipeline.config.milvus_uri is not None and pipeline.backend is not None:
+        allowed.extend(str(folder) for folder in pipeline.backend.folders())  # indexed before start-up
     return dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

@@ -95,9 +95,8 @@ class MilvusGallery:
                 try:
                     from pymilvus import MilvusClient
                 except ImportError as error:
-                    raise SearchUnavailable(
-                        f"OUTLYNE_SEARCH=milvus:... needs pymilvus ({error.name})."
-                    ) from None
+                    hint = "pip install -r requirements-milvus.txt"
+                    raise SearchUnavailable(f"OUTLYNE_SEARCH=milvus:... needs {error.name}: {hint}") from None
                 try:
                     self._client = MilvusClient(uri=self.uri, timeout=CONNECT_TIMEOUT_S)
                 except Exception as error:  # pymilvus raises MilvusException and plain gRPC errors alike
@@ -145,35 +144,35 @@ class MilvusGallery:
         """Collections of a reopened milvus-lite file start released; loading a loaded one is a no-op."""
         self.call("load_collection", self.collection)
 
-    def entries(self, folder: Path) -> dict[str, tuple[str, Entry]]:
-        """Relative path -> (primary key, entry) for every row of folder."""
+    def rows(self, fields: list[str], expression: str = "") -> Iterator[dict]:
+        """Every row matching expression (all rows when empty), read 1000 at a time."""
         iterator = self.call(
-            "query_iterator",
-            self.collection,
-            batch_size=WRITE_BATCH,
-            filter=f"folder == {_literal(folder.as_posix())}",
-            output_fields=ENTRY_FIELDS,
+            "query_iterator", self.collection, batch_size=WRITE_BATCH, filter=expression, output_fields=fields
         )
-        found: dict[str, tuple[str, Entry]] = {}
         try:
-            while rows := iterator.next():
-                for row in rows:
-                    relative = Path(row["path"]).relative_to(folder).as_posix()
-                    entry = Entry(
-                        relative,
-                        int(row["size"]),
-                        int(row["mtime_ns"]),
-                        str(row["sha256"]),
-                        int(row["width"]),
-                        int(row["height"]),
-                    )
-                    found[relative] = (row["path"], entry)
+            while batch := iterator.next():
+                yield from batch
         except OutlyneError:
             raise
         except Exception as error:
             raise self._unavailable(error) from error
         finally:
             iterator.close()
+
+    def entries(self, folder: Path) -> dict[str, tuple[str, Entry]]:
+        """Relative path -> (primary key, entry) for every row of folder."""
+        found: dict[str, tuple[str, Entry]] = {}
+        for row in self.rows(ENTRY_FIELDS, f"folder == {_literal(folder.as_posix())}"):
+            relative = Path(row["path"]).relative_to(folder).as_posix()
+            entry = Entry(
+                relative,
+                int(row["size"]),
+                int(row["mtime_ns"]),
+                str(row["sha256"]),
+                int(row["width"]),
+                int(row["height"]),
+            )
+            found[relative] = (row["path"], entry)
         return found
 
     def upsert(self, folder: Path, rows: Iterable[tuple[Entry, np.ndarray]]) -> None:
@@ -277,9 +276,7 @@ class MilvusGalleryBackend:
         self._text_weight = text_weight
         self._ready = False
 
-    def search(self, request: SearchRequest) -> list[SearchResult]:
-        if request.image_embedding is None and request.text_embedding is None:
-            raise SearchUnavailable("Gallery search needs the sketch's embedding.")
+    def _open(self) -> MilvusGallery:
         gallery = self._gallery
         if not self._ready:
             if not gallery.exists():
@@ -288,6 +285,19 @@ class MilvusGalleryBackend:
                 )
             gallery.load()
             self._ready = True
+        return gallery
+
+    def folders(self) -> list[Path]:
+        """The folders indexed so far (the app lets Gradio serve files from these, read at start-up)."""
+        try:
+            return sorted({Path(row["folder"]) for row in self._open().rows(["folder"])})
+        except SearchUnavailable:
+            return []  # not indexed yet, or unreachable: searching will say so
+
+    def search(self, request: SearchRequest) -> list[SearchResult]:
+        if request.image_embedding is None and request.text_embedding is None:
+            raise SearchUnavailable("Gallery search needs the sketch's embedding.")
+        gallery = self._open()
         weight = self._text_weight if request.text_weight is None else request.text_weight
         query = blend_query(request.image_embedding, request.text_embedding, weight, gallery.embed_dim)
         hits = gallery.nearest(query, min(request.max_results, MAX_RESULTS))
