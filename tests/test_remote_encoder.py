@@ -15,7 +15,9 @@ import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -91,6 +93,83 @@ def test_config_reads_the_encoder_address() -> None:
     assert wire.parse_endpoint(config.encoder) == wire.Endpoint("http://10.0.0.5:8000", "siglip")
     with pytest.raises(ConfigError, match="OUTLYNE_ENCODER"):
         Config.from_env({"OUTLYNE_ENCODER": "kserve-v2://no-port"})
+
+
+class FakeKServe(BaseHTTPRequestHandler):
+    """A KServe V2 server whose vision model takes float pixel values: not what RemoteEncoder sends."""
+
+    info: ClassVar[dict] = {
+        "identity": "fake",
+        "model": "fake",
+        "precision": "fp32",
+        "embed_dim": 4,
+        "logit_scale": 1.0,
+        "logit_bias": 0.0,
+        "lowercase_prompts": False,
+        "preprocess": {
+            "height": 8,
+            "width": 8,
+            "resample": 3,
+            "rescale_factor": 1 / 255,
+            "mean": [0.5] * 3,
+            "std": [0.5] * 3,
+        },
+        "max_batch_size": 4,
+    }
+    metadata: ClassVar[dict] = {
+        "siglip_vision": {"inputs": [{"name": "PIXEL_VALUES", "datatype": "FP32", "shape": [-1, 3, 8, 8]}]},
+        "siglip_text": {"inputs": [{"name": "TEXTS", "datatype": "BYTES", "shape": [-1, 1]}]},
+    }
+
+    def log_message(self, *args) -> None:  # keep the test output clean
+        pass
+
+    def _send(self, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(200)
+        for key, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        model = self.path.rsplit("/", 1)[-1]
+        outputs = [{"name": "EMBEDDINGS", "datatype": "FP32", "shape": [-1, 4]}]
+        body = json.dumps({"name": model, **self.metadata.get(model, {}), "outputs": outputs}).encode()
+        self._send(body, {"Content-Type": "application/json"})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        data = wire.encode_bytes([json.dumps(self.info).encode()])
+        header = json.dumps(
+            {
+                "outputs": [
+                    {
+                        "name": "INFO",
+                        "datatype": "BYTES",
+                        "shape": [1, 1],
+                        "parameters": {"binary_data_size": len(data)},
+                    }
+                ]
+            }
+        ).encode()
+        self._send(header + data, {wire.HEADER_LENGTH: str(len(header))})
+
+
+def test_a_service_with_other_inputs_or_none_at_all_is_one_plain_error() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKServe)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(EncoderUnavailable) as mismatch:
+            RemoteEncoder(f"kserve-v2://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(mismatch.value)
+    assert "OUTLYNE_ENCODER=" in message and "inputs do not match" in message and "IMAGES UINT8" in message
+    with pytest.raises(EncoderUnavailable, match=r"OUTLYNE_ENCODER=.* is unreachable") as refused:
+        RemoteEncoder(f"kserve-v2://127.0.0.1:{free_port()}")
+    assert len(str(refused.value).splitlines()) == 1
 
 
 def test_remote_matches_the_in_process_encoder(remote: RemoteEncoder, tiny_encoder) -> None:
