@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -77,7 +78,7 @@ class RemoteEncoder:
         step = max(1, min(batch_size or self.max_batch_size, self.max_batch_size))
         rows = [np.zeros((0, self.embed_dim), np.float32)]
         for start in range(0, len(images), step):
-            chunk = [load_image(i) if isinstance(i, str) else i for i in images[start : start + step]]
+            chunk = [load_image(i) if isinstance(i, str | Path) else i for i in images[start : start + step]]
             pixels = np.stack([resized_rgb(image, spec) for image in chunk])
             rows.append(self._infer(wire.vision_model(self.endpoint.name), wire.IMAGES, pixels))
         return np.concatenate(rows)

@@ -15,7 +15,6 @@ runs. Readiness per model is Triton's `/v2/models/NAME/ready`; statistics (with 
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 from dataclasses import dataclass
@@ -174,7 +173,3 @@ def serve(options: ServiceOptions, config: Config) -> None:
             flush=True,
         )
         triton.serve()
-
-
-def quiet_pytriton_logs() -> None:
-    logging.getLogger("pytriton").setLevel(logging.WARNING)
