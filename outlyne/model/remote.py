@@ -49,6 +49,14 @@ class RemoteEncoder:
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             headers={"User-Agent": "outlyne-remote-encoder"},
         )
+        try:
+            self._describe()
+        except BaseException:
+            self._client.close()  # a client that failed to start holds no sockets
+            raise
+
+    def _describe(self) -> None:
+        """Read what the service serves and check it is what this client sends."""
         info = self._read_info()
         try:
             self.identity: str = str(info["identity"])
