@@ -124,7 +124,7 @@ def measure_search(workdir: Path) -> dict:
     folder = Path("/bench")
     rows = ((Entry(f"{i}.jpg", 0, 0, "0" * 64, 0, 0), vectors[i]) for i in range(SEARCH_ROWS))
     start = time.perf_counter()
-    gallery.upsert(folder, list(rows))
+    gallery.upsert(folder, rows)
     insert_s = time.perf_counter() - start
     gallery.nearest(queries[0], SEARCH_K)  # warm-up
     times = []

@@ -176,21 +176,26 @@ class MilvusGallery:
         return found
 
     def upsert(self, folder: Path, rows: Iterable[tuple[Entry, np.ndarray]]) -> None:
-        data = [
-            {
-                "path": (folder / entry.path).as_posix(),
-                "folder": folder.as_posix(),
-                "size": entry.size,
-                "mtime_ns": entry.mtime_ns,
-                "sha256": entry.sha256,
-                "width": entry.width,
-                "height": entry.height,
-                "vector": np.asarray(vector, np.float32).tolist(),
-            }
-            for entry, vector in rows
-        ]
-        for chunk in _chunks(data):
-            self.call("upsert", self.collection, chunk)
+        """Write rows WRITE_BATCH at a time, converting each batch only when it is sent."""
+        batch: list[dict] = []
+        for entry, vector in rows:
+            batch.append(
+                {
+                    "path": (folder / entry.path).as_posix(),
+                    "folder": folder.as_posix(),
+                    "size": entry.size,
+                    "mtime_ns": entry.mtime_ns,
+                    "sha256": entry.sha256,
+                    "width": entry.width,
+                    "height": entry.height,
+                    "vector": np.asarray(vector, np.float32).tolist(),
+                }
+            )
+            if len(batch) == WRITE_BATCH:
+                self.call("upsert", self.collection, batch)
+                batch = []
+        if batch:
+            self.call("upsert", self.collection, batch)
 
     def vectors(self, keys: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
