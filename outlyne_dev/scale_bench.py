@@ -132,6 +132,7 @@ def measure_search(workdir: Path) -> dict:
         start = time.perf_counter()
         gallery.nearest(query, SEARCH_K)
         times.append(time.perf_counter() - start)
+    gallery.close()
     milvus_ms = round(statistics.median(times) * 1000, 2)
     return {
         "rows": SEARCH_ROWS,

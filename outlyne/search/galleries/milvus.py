@@ -113,6 +113,13 @@ class MilvusGallery:
         except Exception as error:
             raise self._unavailable(error) from error
 
+    def close(self) -> None:
+        """Release the connection (for milvus-lite: its file lock and its in-process server)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
     def exists(self) -> bool:
         return bool(self.call("has_collection", self.collection))
 
