@@ -4,8 +4,8 @@
 
 1. The encoder service (scripts/serve_encoder.sh, Triton through PyTriton) is started twice on the same IR:
    with dynamic batching, and with it off (each request runs alone). For 1, 4 and 16 concurrent clients,
-   each sending one image per request through RemoteEncoder (binary KServe V2 over HTTP, keep-alive),
-   images per second over `--seconds` per round; the median of `--rounds` rounds is reported. Clients and
+   sharing `--images` single-image requests per round through RemoteEncoder (binary KServe V2 over HTTP,
+   keep-alive): images per second, the median of `--rounds` rounds. Clients and
    service share this machine's cores, as front-ends and a service on one host would.
 2. Exact top-30 search over 100,000 x 768 random unit vectors: numpy (the folder index's code) vs a
    milvus-lite collection written by the Milvus gallery's own code (FLAT, inner product); median per query,
@@ -27,24 +27,32 @@ from pathlib import Path
 import numpy as np
 
 from outlyne.config import Config
+from outlyne.errors import EncoderUnavailable
 from outlyne.model.embedder import l2_normalize
 from outlyne.progress import progress_to_stderr
 
 CLIENTS = (1, 4, 16)
+READ_TIMEOUT_S = 600.0
 SEARCH_ROWS, SEARCH_DIM, SEARCH_K, SEARCH_REPEATS = 100_000, 768, 30, 21
 
 
-def _images_per_second(encoder, clients: int, seconds: float, image: np.ndarray) -> float:
-    """`clients` threads send one image per request until the time is up; completed images per second."""
+def _images_per_second(encoder, clients: int, images: int, image: np.ndarray) -> tuple[float, int]:
+    """`clients` threads share `images` single-image requests (a fixed workload, so no round ends with
+    requests in flight): (images per second from the first request to the last answer, failed requests)."""
+    per_client = -(-images // clients)
     done = [0] * clients
-    stop = time.monotonic() + seconds
+    failed = [0] * clients
     start_line = threading.Barrier(clients + 1)
 
     def client(slot: int) -> None:
         start_line.wait()
-        while time.monotonic() < stop:
-            encoder.embed_images([image])
-            done[slot] += 1
+        for _ in range(per_client):
+            try:
+                encoder.embed_images([image])
+            except EncoderUnavailable:
+                failed[slot] += 1
+            else:
+                done[slot] += 1
 
     threads = [threading.Thread(target=client, args=(slot,)) for slot in range(clients)]
     for thread in threads:
@@ -53,10 +61,10 @@ def _images_per_second(encoder, clients: int, seconds: float, image: np.ndarray)
     began = time.monotonic()
     for thread in threads:
         thread.join()
-    return sum(done) / (time.monotonic() - began)
+    return sum(done) / (time.monotonic() - began), sum(failed)
 
 
-def measure_service(config: Config, *, seconds: float, rounds: int, workdir: Path) -> dict:
+def measure_service(config: Config, *, images: int, rounds: int, workdir: Path) -> dict:
     from outlyne.model.encoder import load_encoder
     from outlyne.model.remote import RemoteEncoder
     from outlyne_dev.encoder_service import EncoderService, build_environment
@@ -77,6 +85,7 @@ def measure_service(config: Config, *, seconds: float, rounds: int, workdir: Pat
     image = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)  # no client resize
     modes = {"dynamic batching": [], "batching off": ["--no-dynamic-batching"]}
     table: dict[str, dict[int, float]] = {}
+    failures = dict.fromkeys(modes, 0)
     for mode, arguments in modes.items():
         service = EncoderService(
             workdir / mode.replace(" ", "-"), env, arguments=["--max-batch-size", "16", *arguments]
@@ -84,21 +93,25 @@ def measure_service(config: Config, *, seconds: float, rounds: int, workdir: Pat
         progress_to_stderr(f"starting the encoder service ({mode})")
         service.start()
         try:
-            remote = RemoteEncoder(service.url)
+            # A generous read timeout: on a busy machine a full batch can take tens of seconds, and a
+            # timed-out request would measure the client's patience, not the service.
+            remote = RemoteEncoder(service.url, read_timeout=READ_TIMEOUT_S)
             remote.embed_images([image] * 4)  # warm-up: connections, first inference
             table[mode] = {}
             for clients in CLIENTS:
-                samples = [_images_per_second(remote, clients, seconds, image) for _ in range(rounds)]
-                table[mode][clients] = round(statistics.median(samples), 2)
+                samples = [_images_per_second(remote, clients, images, image) for _ in range(rounds)]
+                table[mode][clients] = round(statistics.median(rate for rate, _ in samples), 2)
+                failures[mode] += sum(failed for _, failed in samples)
                 progress_to_stderr(f"{mode}, {clients} clients: {table[mode][clients]} images/s")
             remote.close()
         finally:
             service.stop()
     on, off = table["dynamic batching"], table["batching off"]
     return {
-        "seconds_per_round": seconds,
+        "images_per_round": images,
         "rounds": rounds,
         "image_side": side,
+        "failed_requests": failures,
         "images_per_second": {
             str(clients): {
                 "dynamic_batching": on[clients],
@@ -150,7 +163,8 @@ def to_markdown(results: dict) -> str:
     lines = [
         f"Machine: {results['machine']['cpu_model']}, {results['machine']['cpus_usable']} usable CPUs, "
         "shared with other work. Model: {results['architecture']}, {results['precision']}; "
-        f"{service['rounds']} rounds of {service['seconds_per_round']:.0f} s per cell, median.",
+        f"{service['rounds']} rounds of {service['images_per_round']} images per cell, median; "
+        f"failed requests: {service['failed_requests']}.",
         "",
         "| concurrent clients | images/s, dynamic batching | images/s, batching off | ratio |",
         "|---:|---:|---:|---:|",
@@ -175,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--random-weights", action="store_true", help="siglip-base-patch16-224, random weights"
     )
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of one measuring round")
+    parser.add_argument("--images", type=int, default=32, help="single-image requests per measuring round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per cell (the median is reported)")
     parser.add_argument("--out", type=Path, help="write the JSON here and a .md table beside it")
     args = parser.parse_args(argv)
@@ -196,9 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             "precision": config.precision,
             "command": "python -m outlyne_dev.scale_bench " + " ".join(sys.argv[1:]),
             "search": measure_search(Path(scratch)),
-            "service": measure_service(
-                config, seconds=args.seconds, rounds=args.rounds, workdir=Path(scratch)
-            ),
+            "service": measure_service(config, images=args.images, rounds=args.rounds, workdir=Path(scratch)),
         }
     text = json.dumps(results, indent=2)
     if args.out:
