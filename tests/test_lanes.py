@@ -53,7 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Hang
     engine = HangingEngine()
     pipeline = Pipeline(Config(cache_dir=folder, search="none"), encoder, bank, engine)
     demo = build_demo(pipeline)
-    options = {**launch_options(pipeline), "server_name": "127.0.0.1", "server_port": free_port()}
+    options = {**launch_options(pipeline.config), "server_name": "127.0.0.1", "server_port": free_port()}
     demo.queue().launch(prevent_thread_lock=True, quiet=True, **options)
     try:
         yield demo.local_url, engine
