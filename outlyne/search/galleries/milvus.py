@@ -47,7 +47,8 @@ ENTRY_FIELDS = ["path", "folder", "size", "mtime_ns", "sha256", "width", "height
 # pymilvus logs every failed RPC with a traceback at ERROR, and its query iterator asks milvus-lite's
 # in-process gRPC server for a timestamp it does not implement (logged with a traceback, then pymilvus
 # falls back to a client-side one). Failures reach people as one SearchUnavailable sentence instead.
-for _name in ("pymilvus", "grpc._server"):
+# milvus-lite logs a traceback when its file is locked by another process (said plainly below instead).
+for _name in ("pymilvus", "grpc._server", "milvus_lite.server_manager"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
@@ -80,11 +81,11 @@ class MilvusGallery:
         return f"run `OUTLYNE_SEARCH=milvus:{self.uri} python -m outlyne index FOLDER`"
 
     def _unavailable(self, error: Exception) -> SearchUnavailable:
-        cause = error.__cause__ or error.__context__
-        if type(cause).__name__ == "DataDirLockedError":
+        # milvus-lite's lock error does not reach us: pymilvus reports only that the file did not open.
+        if self.uri.endswith(".db") and first_line(error).endswith("Open local milvus failed)>"):
             return SearchUnavailable(
-                f"The Milvus gallery {self.uri} is open in another process (milvus-lite allows one); "
-                "share it through a Milvus server instead (python -m milvus_lite server)."
+                f"The Milvus gallery {self.uri} could not be opened; is it open in another process? "
+                "milvus-lite allows one: share it through a server instead (python -m milvus_lite server)."
             )
         return SearchUnavailable(f"The Milvus gallery {self.uri} is unavailable ({first_line(error, 160)}).")
 
