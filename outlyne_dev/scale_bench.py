@@ -138,6 +138,7 @@ def measure_search(workdir: Path) -> dict:
     rows = ((Entry(f"{i}.jpg", 0, 0, "0" * 64, 0, 0), vectors[i]) for i in range(SEARCH_ROWS))
     start = time.perf_counter()
     gallery.upsert(folder, rows)
+    gallery.call("flush", gallery.collection)  # as `index` does: seals the rows into searchable segments
     insert_s = time.perf_counter() - start
     gallery.nearest(queries[0], SEARCH_K)  # warm-up
     times = []
