@@ -138,6 +138,7 @@ def measure_search(workdir: Path) -> dict:
     rows = ((Entry(f"{i}.jpg", 0, 0, "0" * 64, 0, 0), vectors[i]) for i in range(SEARCH_ROWS))
     start = time.perf_counter()
     gallery.upsert(folder, rows)
+    gallery.call("flush", gallery.collection)  # as `index` does: seals the rows into searchable segments
     insert_s = time.perf_counter() - start
     gallery.nearest(queries[0], SEARCH_K)  # warm-up
     times = []
@@ -159,26 +160,33 @@ def measure_search(workdir: Path) -> dict:
 
 
 def to_markdown(results: dict) -> str:
-    service = results["service"]
+    machine = results["machine"]
     lines = [
-        f"Machine: {results['machine']['cpu_model']}, {results['machine']['cpus_usable']} usable CPUs, "
-        "shared with other work. Model: {results['architecture']}, {results['precision']}; "
-        f"{service['rounds']} rounds of {service['images_per_round']} images per cell, median; "
-        f"failed requests: {service['failed_requests']}.",
-        "",
-        "| concurrent clients | images/s, dynamic batching | images/s, batching off | ratio |",
-        "|---:|---:|---:|---:|",
+        f"Machine: {machine['cpu_model']}, {machine['cpus_usable']} usable CPUs, shared with other work. "
+        f"Model: {results['architecture']}, {results['precision']}."
     ]
-    for clients, row in service["images_per_second"].items():
-        lines.append(f"| {clients} | {row['dynamic_batching']} | {row['batching_off']} | {row['ratio']}x |")
-    search = results["search"]
-    lines += [
-        "",
-        f"Exact top-{search['k']} search over {search['rows']:,} x {search['dim']}: numpy "
-        f"{search['numpy_query_ms']} ms, milvus-lite {search['milvus_lite_query_ms']} ms per query "
-        f"(median; {search['milvus_vs_numpy']}x); writing the rows into milvus-lite in batches of 1000 took "
-        f"{search['milvus_lite_insert_s']} s.",
-    ]
+    if "service" in results:
+        service = results["service"]
+        lines += [
+            f"{service['rounds']} rounds of {service['images_per_round']} single-image requests per cell, "
+            f"median; failed requests: {service['failed_requests']}.",
+            "",
+            "| concurrent clients | images/s, dynamic batching | images/s, batching off | ratio |",
+            "|---:|---:|---:|---:|",
+        ]
+        for clients, row in service["images_per_second"].items():
+            lines.append(
+                f"| {clients} | {row['dynamic_batching']} | {row['batching_off']} | {row['ratio']}x |"
+            )
+    if "search" in results:
+        search = results["search"]
+        lines += [
+            "",
+            f"Exact top-{search['k']} search over {search['rows']:,} x {search['dim']}: numpy "
+            f"{search['numpy_query_ms']} ms, milvus-lite {search['milvus_lite_query_ms']} ms per query "
+            f"(median; {search['milvus_vs_numpy']}x); writing the rows into milvus-lite in batches of 1000 "
+            f"took {search['milvus_lite_insert_s']} s.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -191,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--images", type=int, default=32, help="single-image requests per measuring round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per cell (the median is reported)")
+    parser.add_argument("--only", choices=("service", "search"), help="run one of the two parts")
     parser.add_argument("--out", type=Path, help="write the JSON here and a .md table beside it")
     args = parser.parse_args(argv)
 
@@ -209,9 +218,14 @@ def main(argv: list[str] | None = None) -> int:
             "architecture": architecture,
             "precision": config.precision,
             "command": "python -m outlyne_dev.scale_bench " + " ".join(sys.argv[1:]),
-            "search": measure_search(Path(scratch)),
-            "service": measure_service(config, images=args.images, rounds=args.rounds, workdir=Path(scratch)),
         }
+        if args.only != "service":
+            results["search"] = measure_search(Path(scratch))
+            progress_to_stderr(f"search: {results['search']}")
+        if args.only != "search":
+            results["service"] = measure_service(
+                config, images=args.images, rounds=args.rounds, workdir=Path(scratch)
+            )
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

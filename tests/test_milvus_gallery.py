@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +177,29 @@ def test_milvus_addresses_are_validated() -> None:
     for bad in ("milvus:", "milvus:/data/gallery", "milvus:ftp://host:1"):
         with pytest.raises(ConfigError, match="milvus"):
             Config(search=bad)
+
+
+def test_a_lite_file_held_by_another_process_is_a_plain_error(
+    gallery: Path, tmp_path: Path, tiny_encoder
+) -> None:
+    database = tmp_path / "held.db"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pymilvus import MilvusClient; c = MilvusClient(sys.argv[1]); "
+            "print('holding', flush=True); sys.stdin.read()",
+            str(database),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"  # it has the lock now
+        with pytest.raises(SearchUnavailable, match="another process") as held:
+            index_into_milvus(str(database), gallery, tiny_encoder)
+        assert len(str(held.value).splitlines()) == 1 and str(tmp_path) not in str(held.value)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)

@@ -53,7 +53,8 @@ ENTRY_FIELDS = ["path", "folder", "size", "mtime_ns", "sha256", "width", "height
 # pymilvus logs every failed RPC with a traceback at ERROR, and its query iterator asks milvus-lite's
 # in-process gRPC server for a timestamp it does not implement (logged with a traceback, then pymilvus
 # falls back to a client-side one). Failures reach people as one SearchUnavailable sentence instead.
-for _name in ("pymilvus", "grpc._server"):
+# milvus-lite logs a traceback when its file is locked by another process (said plainly below instead).
+for _name in ("pymilvus", "grpc._server", "milvus_lite.server_manager"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
 _log = logging.getLogger(__name__)
 
@@ -88,11 +89,11 @@ class MilvusGallery:
         return "run `python -m outlyne index FOLDER` with the same OUTLYNE_SEARCH"
 
     def _unavailable(self, error: Exception) -> SearchUnavailable:
-        cause = error.__cause__ or error.__context__
-        if type(cause).__name__ == "DataDirLockedError":
+        # milvus-lite's lock error does not reach us: pymilvus reports only that the file did not open.
+        if self.uri.endswith(".db") and first_line(error).endswith("Open local milvus failed)>"):
             return SearchUnavailable(
-                "The Milvus gallery is open in another process (milvus-lite allows one); "
-                "share it through a Milvus server instead (python -m milvus_lite server)."
+                "The Milvus gallery could not be opened; is it open in another process? "
+                "milvus-lite allows one: share it through a server instead (python -m milvus_lite server)."
             )
         # pymilvus's own message can name the address or a file: it goes to the log, not to people.
         _log.warning("Milvus gallery %s: %s", self.uri, first_line(error, 300))
