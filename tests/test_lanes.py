@@ -32,6 +32,8 @@ class HangingEngine:
     """A search engine that accepts the request and answers only when released."""
 
     name = "hanging"
+    supports_text_query = True  # a web engine (outlyne.search.types.SearchBackend)
+    ranks_visually = False
 
     def __init__(self) -> None:
         self.release = threading.Event()
