@@ -28,7 +28,7 @@ class Config:
     cache_dir: Path = Path.home() / ".cache" / "outlyne"
     concepts_path: Path = REPO_ROOT / "concepts.json"
     # An ordered chain of web engines ("ddg,openverse,wikimedia", "searxng:URL"), one gallery
-    # ("local:FOLDER") or "none": see outlyne/search/spec.py.
+    # ("local:FOLDER", "milvus:PATH.db", "milvus:http://HOST:PORT") or "none": see outlyne/search/spec.py.
     search: str = DEFAULT_SEARCH
     search_deadline: float = 15.0  # seconds for the whole chain (OUTLYNE_SEARCH_DEADLINE)
     search_cache_ttl: float = 3600.0  # seconds an answer is reused, 0 = never (OUTLYNE_SEARCH_CACHE_TTL)
@@ -42,6 +42,7 @@ class Config:
     # editor's layers, CLI files, gallery files. Gradio's upload limit (max_file_size) is the byte limit.
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
+    encoder: str | None = None  # OUTLYNE_ENCODER: None = in-process; kserve-v2://HOST:PORT[/NAME] = remote
 
     def __post_init__(self) -> None:
         for name in ("max_image_bytes", "max_image_pixels"):
@@ -56,6 +57,10 @@ class Config:
             raise ConfigError(f"OUTLYNE_SEARCH_DEADLINE must be positive, not {self.search_deadline}.")
         if self.search_cache_ttl < 0:
             raise ConfigError(f"OUTLYNE_SEARCH_CACHE_TTL must be 0 or more, not {self.search_cache_ttl}.")
+        if self.encoder is not None:
+            from outlyne.model.wire import parse_endpoint
+
+            parse_endpoint(self.encoder)  # raises ConfigError naming OUTLYNE_ENCODER
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -79,6 +84,7 @@ class Config:
             threads=threads_value,
             max_image_bytes=_positive_int(env, "OUTLYNE_MAX_IMAGE_BYTES", defaults.max_image_bytes),
             max_image_pixels=_positive_int(env, "OUTLYNE_MAX_IMAGE_PIXELS", defaults.max_image_pixels),
+            encoder=env.get("OUTLYNE_ENCODER", "").strip() or None,
         )
 
     def with_options(self, **changes: object) -> Config:
@@ -88,6 +94,12 @@ class Config:
     @property
     def image_limits(self) -> ImageLimits:
         return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+    @property
+    def milvus_uri(self) -> str | None:
+        """The Milvus gallery OUTLYNE_SEARCH names (milvus:...), normalized; None for anything else."""
+        steps = parse_search(self.search)
+        return steps[0].argument if steps and steps[0].name == "milvus" else None
 
     @property
     def local_search_folder(self) -> Path | None:

@@ -43,6 +43,10 @@ class ConfigError(OutlyneError):
     """An OUTLYNE_* environment variable has a value that cannot be used."""
 
 
+class EncoderUnavailable(OutlyneError):
+    """The remote encoder service (OUTLYNE_ENCODER) is unreachable, too slow, or serves other inputs."""
+
+
 def first_line(error: BaseException, limit: int = 200) -> str:
     """A library's error message cut to its first line: messages to people stay one sentence long."""
     return (str(error).strip().splitlines() or [""])[0][:limit]

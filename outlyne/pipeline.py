@@ -169,11 +169,9 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, config: Config, *, progress: Progress | None = None) -> Pipeline:
-        from outlyne.model.encoder import (
-            load_encoder,  # OpenVINO is imported only when a real pipeline is built
-        )
+        from outlyne.model.choose import choose_encoder  # imports OpenVINO only for an in-process encoder
 
-        encoder = load_encoder(config, progress=progress)
+        encoder = choose_encoder(config, progress=progress)
         bank = ConceptBank.from_file(
             encoder, config.concepts_path, cache_dir=config.cache_dir, progress=progress
         )

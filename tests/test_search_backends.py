@@ -4,6 +4,7 @@ objects, attribution and attempts in the API result, plain messages, and `python
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,17 +51,21 @@ def test_default_chain_and_arguments() -> None:
     [
         (
             "bing",
-            "'bing' is not a search engine; use ddg, openverse, wikimedia, searxng:URL, local:FOLDER, none",
+            "'bing' is not a search engine; use ddg, openverse, wikimedia, searxng:URL, local:FOLDER, "
+            "milvus:PATH.db|URL, none",
         ),
         ("ddg,searxng", "searxng needs a URL, as in searxng:URL"),
         ("openverse,openverse", "names the same engine twice"),
         ("ddg,local:/x", "cannot be chained"),
+        ("milvus:/x.db,ddg", "a Milvus gallery is milvus:PATH.db (milvus-lite) or milvus:http://HOST:PORT"),
+        ("ddg,milvus:/x.db", "cannot be chained"),
+        ("milvus", "milvus needs a PATH.db|URL"),
         ("openverse:", "empty or unexpected argument"),
         ("searxng:localhost:8888", "searxng takes an http(s) URL, not 'localhost:8888'"),
     ],
 )
 def test_bad_values_name_the_word_at_fault(value: str, says: str) -> None:
-    with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(says)):
         Config(search=value)
 
 

@@ -37,6 +37,7 @@ class _Outcome:  # the attributes search_status reads from a SearchOutcome
     warning: str | None = None
     dropped: dict[str, int] = field(default_factory=dict)
     duplicates_collapsed: int = 0
+    attempts: tuple = ()
 
 
 SCORES = [

@@ -24,6 +24,7 @@ COMMANDS = (
     ("outlyne.cli.search", "search"),
     ("outlyne.cli.search_check", "search-check"),
     ("outlyne.cli.index", "index"),
+    ("outlyne.cli.serve_encoder", "serve-encoder"),
     ("outlyne_dev.cli_eval", "eval"),
     ("outlyne_dev.cli_bench", "bench"),
 )

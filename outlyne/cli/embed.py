@@ -37,11 +37,11 @@ def _model_inputs(paths: list[Path], normalize: bool) -> list[np.ndarray]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from outlyne.model.encoder import load_encoder
+    from outlyne.model.choose import choose_encoder
     from outlyne.progress import progress_to_stderr
 
     images = _model_inputs(args.images, normalize=not args.no_normalize)
-    encoder = load_encoder(Config.from_env(), progress=progress_to_stderr)
+    encoder = choose_encoder(Config.from_env(), progress=progress_to_stderr)
     vectors = encoder.embed_images(images)
     if args.json:
         result = {

@@ -1,7 +1,8 @@
 """`python -m outlyne index FOLDER [--batch-size N] [--json]`: build or update FOLDER/.outlyne/.
 
-The index is what `OUTLYNE_SEARCH=local:FOLDER` searches. Re-running it only embeds new and changed
-images. The progress bar goes to stderr (only on a terminal) so `--json` output on stdout stays clean.
+The index is what `OUTLYNE_SEARCH=local:FOLDER` searches; with OUTLYNE_SEARCH=milvus:PATH.db or
+milvus:http://HOST:PORT the images go into that Milvus gallery instead. Re-running it only embeds new and
+changed images. The progress bar goes to stderr (only on a terminal) so `--json` output on stdout stays clean.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ def load_encoder() -> Embedder:
     """The configured encoder. Module-level so tests replace it (monkeypatch) with a fake; imported lazily
     so `--help` and the other commands never load OpenVINO."""
     from outlyne.config import Config
-    from outlyne.model.encoder import load_encoder as load
+    from outlyne.model.choose import choose_encoder
 
-    return load(Config.from_env())
+    return choose_encoder(Config.from_env())
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,23 +40,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from outlyne.config import Config
-    from outlyne.search.galleries.folder import index_folder
 
     config = Config.from_env()
     batch_size = args.batch_size or config.batch_size
     encoder = load_encoder()
     start = time.perf_counter()
-    report = index_folder(
-        args.folder,
-        encoder,
-        batch_size=batch_size,
-        progress=sys.stderr.isatty(),
-        limits=config.image_limits,
-    )
+    progress = sys.stderr.isatty()
+    if config.milvus_uri is not None:  # OUTLYNE_SEARCH=milvus:...: index into that gallery instead
+        from outlyne.search.galleries.milvus import index_into_milvus
+
+        gallery = f"milvus:{config.milvus_uri}"
+        report = index_into_milvus(
+            config.milvus_uri,
+            args.folder,
+            encoder,
+            batch_size=batch_size,
+            progress=progress,
+            limits=config.image_limits,
+        )
+    else:
+        from outlyne.search.galleries.folder import index_folder
+
+        gallery = f"local:{args.folder.resolve()}"
+        report = index_folder(
+            args.folder, encoder, batch_size=batch_size, progress=progress, limits=config.image_limits
+        )
     seconds = time.perf_counter() - start
     if args.json:
         payload = {
             "folder": str(args.folder.resolve()),
+            "gallery": gallery,
             "encoder": encoder.identity,
             "added": report.added,
             "updated": report.updated,

@@ -8,8 +8,8 @@ number of results. Exit code 0 when at least one engine answered, 3 when none di
 from __future__ import annotations
 
 import argparse
-import json
 
+from outlyne.cli.output import print_json
 from outlyne.config import Config
 
 
@@ -38,11 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise OutlyneError(f"OUTLYNE_SEARCH={config.search!r} names no web engine to check.")
     rows = check_engines(engines, args.query or DEFAULT_QUERY)
     if args.json:
-        print(
-            json.dumps(
-                {"query": args.query or DEFAULT_QUERY, "engines": [r.to_json() for r in rows]}, indent=2
-            )
-        )
+        # print_json: while a --json command runs, print() goes to stderr (outlyne.cli.output).
+        print_json({"query": args.query or DEFAULT_QUERY, "engines": [r.to_json() for r in rows]})
     else:
         print(format_table(rows))
         for name in skipped:

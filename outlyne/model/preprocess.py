@@ -120,13 +120,19 @@ def to_rgb(image: ImageInput) -> np.ndarray:
     return array
 
 
-def preprocess_one(image: ImageInput, spec: PreprocessSpec) -> np.ndarray:
-    """One image -> 3xHxW float32, the model's pixel_values layout."""
+def resized_rgb(image: ImageInput, spec: PreprocessSpec) -> np.ndarray:
+    """One image -> HxWx3 uint8 RGB at the model's size: the part of preprocessing done before any float
+    math (the remote encoder sends this; see outlyne.model.wire)."""
     rgb = to_rgb(image)
     if spec.do_resize and rgb.shape[:2] != (spec.height, spec.width):
         resized = Image.fromarray(rgb).resize((spec.width, spec.height), resample=spec.resample)
         rgb = np.asarray(resized)
-    pixels = rgb.astype(np.float32)
+    return rgb
+
+
+def preprocess_one(image: ImageInput, spec: PreprocessSpec) -> np.ndarray:
+    """One image -> 3xHxW float32, the model's pixel_values layout."""
+    pixels = resized_rgb(image, spec).astype(np.float32)
     if spec.do_rescale:
         pixels *= np.float32(spec.rescale_factor)
     if spec.do_normalize:

@@ -67,12 +67,20 @@ def _local(argument: str | None, config: Config, encoder: Embedder) -> Any:
     return LocalGalleryBackend(Path(argument).expanduser(), encoder, limits=config.image_limits)
 
 
+def _milvus(argument: str | None, config: Config, encoder: Embedder) -> Any:
+    from outlyne.search.galleries.milvus import MilvusGalleryBackend
+
+    assert argument is not None  # spec.milvus_target normalized it: an absolute .db file or a server URL
+    return MilvusGalleryBackend(argument, encoder, limits=config.image_limits)
+
+
 BUILDERS: dict[str, Builder] = {
     "ddg": _ddg,
     "openverse": _openverse,
     "wikimedia": _wikimedia,
     "searxng": _searxng,
     "local": _local,
+    "milvus": _milvus,
 }
 
 

@@ -53,6 +53,7 @@ BACKEND_NAMES = {
     "searxng": "SearXNG",
     "web": "the web",  # the engine chain, before one of its engines has answered
     "local": "the local gallery",
+    "milvus": "the Milvus gallery",
 }
 
 # The order stages run in; a stage the pipeline adds later is still shown, after these.
@@ -237,6 +238,9 @@ def search_status(outcome: SearchOutcome) -> str:
     """What the gallery shows right now, in one sentence (plus what was left out, when anything was)."""
     where = backend_name(outcome.backend)
     if outcome.warning:
+        if not outcome.results and outcome.attempts:
+            # The chain's own sentence (search.report.failure_message): it names each engine tried.
+            return f"No results: {outcome.warning}"
         return one_sentence(outcome.warning)
     if outcome.backend == "none":
         return "Image search is turned off on this server (OUTLYNE_SEARCH=none)."

@@ -1,4 +1,4 @@
-"""Serving a local gallery (OUTLYNE_SEARCH=local:FOLDER): downsized copies of indexed images, nothing else.
+"""Serving a gallery (OUTLYNE_SEARCH=local:FOLDER or milvus:...): downsized copies of indexed images only.
 
 The gallery folder is never handed to Gradio's `allowed_paths` (that would serve every file in it: the
 index, the embeddings, whatever else lies there). Search results name an indexed image by an app URL,
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from outlyne.search.galleries.folder import SERVED_PREFIX, open_served_image
+from outlyne.search.galleries.served import SERVED_PREFIX, open_served_image
 
 SERVED_SIDE = 1024  # what an API caller gets
 DISPLAY_SIDE = 384  # what the page's gallery shows

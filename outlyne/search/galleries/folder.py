@@ -6,9 +6,10 @@ Layout of FOLDER/.outlyne/:
     embeddings-<id>.npy    (n, dim) float32 unit rows, row i for entry i
 
 Writes are atomic as a pair: a new embeddings file gets a fresh name, then manifest.json is replaced
-(os.replace) to point at it, then older embeddings files are deleted. A reader sees the old or the new
-index, never half of one. Change detection uses size and mtime first and the content hash second, so a
-file that was only touched or copied over with identical bytes is never re-embedded.
+(os.replace) to point at it (with the file's SHA-256, checked on every load), then older embeddings files
+are deleted. A reader sees the old or the new index, never half of one. `index` runs on one folder take
+turns (a file lock, .outlyne/.lock). The folder walk, the change plan and the embed loop are scan.py's,
+shared with the Milvus gallery (milvus.py). Results name images by app URL (served.py), never by path.
 
 Search is exact: one matrix-vector product and `np.argpartition`, under 50 ms for 100k x 768 float32
 (see search_bench.measure_local_search).
@@ -16,64 +17,37 @@ Search is exact: one matrix-vector product and `np.argpartition`, under 50 ms fo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
-import sys
 import threading
 import time
-import weakref
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
 from PIL import Image
 
-from outlyne.errors import OutlyneError, SearchUnavailable, shorten
+from outlyne.errors import OutlyneError, SearchUnavailable
 from outlyne.files import atomic_write, sha256_file
-from outlyne.images import (
-    DEFAULT_LIMITS,
-    IMAGE_SUFFIXES,
-    ImageLimits,
-    flatten_to_rgb,
-    open_image,
-    read_bounded,
-)
+from outlyne.images import DEFAULT_LIMITS, ImageLimits
 from outlyne.model.embedder import Embedder
+from outlyne.search.galleries.scan import (
+    INDEX_DIR,
+    EmbeddedBatch,
+    Entry,
+    IndexReport,
+    embed_changes,
+    open_image_file,
+    plan_changes,
+)
+from outlyne.search.galleries.served import open_indexed, register, served_id, served_result
 from outlyne.search.types import SearchRequest, SearchResult
 
-INDEX_DIR = ".outlyne"
+__all__ = ["GalleryIndex", "IndexReport", "LocalGalleryBackend", "index_folder", "open_image_file"]
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 2  # 2: the embeddings file's checksum is recorded and verified on every load
 LOCK = ".lock"  # serializes `index` runs on one folder (filelock)
-INDEX_SIDE = 448  # images are embedded from at most this size: 2x the model's input
-# Search results name an indexed image by this app URL and a stable id (the start of its content hash),
-# never by its server path; outlyne.web.gallery_files serves downsized copies under it.
-SERVED_PREFIX = "/outlyne/gallery/"
-SERVED_ID_LENGTH = 16
-
-
-@dataclass(frozen=True)
-class IndexReport:
-    added: int
-    updated: int
-    removed: int
-    unchanged: int
-    skipped: list[tuple[str, str]]  # (relative path, reason)
-    rebuilt: str | None = None  # why the previous index could not be used (damaged), if it could not
-
-
-@dataclass(frozen=True)
-class _Entry:
-    path: str  # relative to the folder, POSIX separators
-    size: int
-    mtime_ns: int
-    sha256: str
-    width: int
-    height: int
 
 
 def _index_hint(folder: Path) -> str:
@@ -99,7 +73,7 @@ def _read_manifest(folder: Path) -> dict | None:
     return manifest
 
 
-def _load_pair(folder: Path) -> tuple[dict, list[_Entry], np.ndarray] | None:
+def _load_pair(folder: Path) -> tuple[dict, list[Entry], np.ndarray] | None:
     """The manifest, its entries and its embeddings, or None when there is no index. The embeddings file
     must match the checksum the manifest records: a flipped bit is reported, never used."""
     for _attempt in range(2):  # an indexer may swap files between our two reads: read the manifest again
@@ -107,7 +81,7 @@ def _load_pair(folder: Path) -> tuple[dict, list[_Entry], np.ndarray] | None:
         if manifest is None:
             return None
         try:
-            entries = [_Entry(**row) for row in manifest["entries"]]
+            entries = [Entry(**row) for row in manifest["entries"]]
             name = str(manifest["embeddings"])
             if Path(name).name != name:  # a file inside .outlyne/, never a path elsewhere
                 raise ValueError(f"bad embeddings file name {name!r}")
@@ -127,14 +101,14 @@ def _load_pair(folder: Path) -> tuple[dict, list[_Entry], np.ndarray] | None:
         if embeddings.ndim != 2 or embeddings.shape[0] != len(entries):
             raise SearchUnavailable(f"The gallery's index is damaged; {_index_hint(folder)}.")
         return manifest, entries, np.ascontiguousarray(embeddings, dtype=np.float32)
-    raise SearchUnavailable(f"The index in {folder} changed while loading; try again.")
+    raise SearchUnavailable("The gallery's index changed while loading; try again.")
 
 
 def _save(
     folder: Path,
     identity: str,
     dim: int,
-    entries: list[_Entry],
+    entries: list[Entry],
     embeddings: np.ndarray | None,
     kept_file: tuple[str, str] | None,
 ) -> None:
@@ -166,73 +140,6 @@ def _save(
 
 
 # --- indexing -------------------------------------------------------------------------------------------
-
-
-def _walk_images(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
-    # os.walk without following directory symlinks: a link loop cannot make indexing run forever.
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d != INDEX_DIR)
-        for name in sorted(files):
-            if not name.lower().endswith(IMAGE_SUFFIXES):
-                continue
-            path = Path(root) / name
-            try:
-                stat = path.stat()
-            except OSError:
-                continue  # vanished or a dangling link: nothing to index
-            yield path.relative_to(folder).as_posix(), stat
-
-
-def open_image_file(path: Path, limits: ImageLimits = DEFAULT_LIMITS) -> tuple[Image.Image, str]:
-    """A local image file -> (RGB image, sha256 of its bytes), through the one intake (BadImage when it
-    cannot be used). Kept at INDEX_SIDE px at most: still 2x the model's input."""
-    data = read_bounded(path, limits, f"The image {shorten(path.name, 60)}")
-    image = open_image(data, replace(limits, max_side=INDEX_SIDE), name=f"The image {shorten(path.name, 60)}")
-    return flatten_to_rgb(image), hashlib.sha256(data).hexdigest()
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, OutlyneError):  # the intake's own sentence: too large, not an image, truncated
-        return str(error)
-    return f"unreadable ({type(error).__name__})"
-
-
-@dataclass
-class _Plan:
-    kept: dict[str, tuple[_Entry, np.ndarray]]  # path -> (entry, embedding row) needing no encoder call
-    to_embed: list[tuple[str, os.stat_result, bool]]  # (path, stat, was indexed before)
-    removed: int
-    metadata_changed: bool  # a touched file keeps its row but the manifest records its new mtime
-
-
-def _plan(folder: Path, old_entries: dict[str, tuple[int, _Entry]], old_embeddings: np.ndarray) -> _Plan:
-    plan = _Plan({}, [], 0, False)
-    seen: set[str] = set()
-    for relative, stat in _walk_images(folder):
-        seen.add(relative)
-        old = old_entries.get(relative)
-        if old is None:
-            plan.to_embed.append((relative, stat, False))
-            continue
-        row, entry = old
-        if entry.size == stat.st_size and entry.mtime_ns == stat.st_mtime_ns:
-            plan.kept[relative] = (entry, old_embeddings[row])
-            continue
-        # Size or time changed: the bytes decide (a touched or re-copied file keeps its row).
-        try:
-            same = entry.size == stat.st_size and sha256_file(folder / relative) == entry.sha256
-        except OSError:
-            same = False
-        if same:
-            touched = _Entry(
-                relative, stat.st_size, stat.st_mtime_ns, entry.sha256, entry.width, entry.height
-            )
-            plan.kept[relative] = (touched, old_embeddings[row])
-            plan.metadata_changed = True
-        else:
-            plan.to_embed.append((relative, stat, True))
-    plan.removed = sum(1 for path in old_entries if path not in seen)
-    return plan
 
 
 def index_folder(
@@ -282,8 +189,6 @@ def _index_locked(
     checkpoint_seconds: float,
     limits: ImageLimits,
 ) -> IndexReport:
-    from tqdm import tqdm
-
     rebuilt = None
     try:
         previous = _load_pair(folder)
@@ -291,10 +196,11 @@ def _index_locked(
         previous, rebuilt = None, str(error).split(";")[0]  # a damaged index is reported and rebuilt
     if previous and (previous[0]["encoder"] != encoder.identity or previous[2].shape[1] != encoder.embed_dim):
         previous = None
-    old_entries = {entry.path: (row, entry) for row, entry in enumerate(previous[1])} if previous else {}
+    old_entries = previous[1] if previous else []
     old_embeddings = previous[2] if previous else np.zeros((0, encoder.embed_dim), np.float32)
-    plan = _plan(folder, old_entries, old_embeddings)
-    kept = plan.kept
+    plan = plan_changes(folder, {entry.path: entry for entry in old_entries})
+    rows = {entry.path: row for row, entry in enumerate(old_entries)}
+    kept = {path: (entry, old_embeddings[rows[path]]) for path, entry in plan.unchanged.items()}
 
     def save() -> None:
         paths = sorted(kept)
@@ -302,50 +208,28 @@ def _index_locked(
         entries = [kept[p][0] for p in paths]
         _save(folder, encoder.identity, encoder.embed_dim, entries, matrix.astype(np.float32), None)
 
-    skipped: list[tuple[str, str]] = []
-    pending: list[tuple[Image.Image, _Entry, bool]] = []  # decoded, waiting for a full batch
-    counts = {True: 0, False: 0}  # was indexed before -> embedded now (updated / added)
     last_save = time.monotonic()
 
-    def flush() -> None:
+    def store(batch: EmbeddedBatch) -> None:
         nonlocal last_save
-        vectors = encoder.embed_images([image for image, _, _ in pending], batch_size=batch_size)
-        for (_, entry, existed), vector in zip(pending, np.asarray(vectors, np.float32), strict=True):
-            kept[entry.path] = (entry, vector)
-            counts[existed] += 1
-        pending.clear()
+        kept.update((entry.path, (entry, vector)) for entry, vector, _ in batch)
         if time.monotonic() - last_save >= checkpoint_seconds:
             save()  # files not reached yet are simply absent: the next run embeds them
             last_save = time.monotonic()
 
-    # Batches are filled with images that decoded, so unreadable files never leave an encoder call short.
-    with tqdm(
-        total=len(plan.to_embed), desc="indexing", unit="img", file=sys.stderr, disable=not progress
-    ) as bar:
-        for relative, stat, existed in plan.to_embed:
-            try:
-                image, sha = open_image_file(folder / relative, limits)
-            except Exception as error:  # any decoder failure on any file: skip it, never fatal
-                skipped.append((relative, _describe(error)))
-            else:
-                pending.append(
-                    (image, _Entry(relative, stat.st_size, stat.st_mtime_ns, sha, *image.size), existed)
-                )
-                if len(pending) == batch_size:
-                    flush()
-            bar.update()
-        if pending:
-            flush()
-
-    added, updated = counts[False], counts[True]
+    result = embed_changes(
+        folder, plan, encoder, store, batch_size=batch_size, progress=progress, limits=limits
+    )
+    added, updated = result.added, result.updated
     if added or updated or plan.removed or len(kept) != len(old_entries) or previous is None:
         save()
-    elif plan.metadata_changed:
+    elif plan.touched:
         # Same paths, so the same sorted row order: rewrite only the manifest, keep the embeddings file.
         entries = [kept[p][0] for p in sorted(kept)]
         kept_file = (previous[0]["embeddings"], previous[0]["embeddings_sha256"])
         _save(folder, encoder.identity, encoder.embed_dim, entries, None, kept_file)
-    return IndexReport(added, updated, plan.removed, len(kept) - added - updated, skipped, rebuilt)
+    unchanged = len(kept) - added - updated
+    return IndexReport(added, updated, len(plan.removed), unchanged, result.skipped, rebuilt)
 
 
 # --- searching ------------------------------------------------------------------------------------------
@@ -360,12 +244,13 @@ class GalleryIndex:
         paths: list[str],
         embeddings: np.ndarray,
         sizes: list[tuple[int, int]] | None = None,
-        ids: list[str] | None = None,
+        hashes: list[str] | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.paths = list(paths)
-        self.ids = ids if ids is not None else [str(row) for row in range(len(self.paths))]
-        self.rows_by_id = {item_id: row for row, item_id in enumerate(self.ids)}
+        # sha256 of each file: its served id (served.py) is the start of it.
+        self.hashes = hashes if hashes is not None else [str(row) for row in range(len(self.paths))]
+        self.rows_by_id = {served_id(sha): row for row, sha in enumerate(self.hashes)}
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self.sizes = sizes if sizes is not None else [(0, 0)] * len(self.paths)
         if self.embeddings.ndim != 2 or len(self.embeddings) != len(self.paths):
@@ -387,7 +272,7 @@ class GalleryIndex:
             [e.path for e in entries],
             embeddings,
             [(e.width, e.height) for e in entries],
-            [e.sha256[:SERVED_ID_LENGTH] for e in entries],
+            [e.sha256 for e in entries],
         )
 
     def __len__(self) -> int:
@@ -408,22 +293,7 @@ class GalleryIndex:
     def query_vector(
         self, image_embedding: np.ndarray | None, text_embedding: np.ndarray | None, text_weight: float
     ) -> np.ndarray:
-        """score = (1 - text_weight) * cos(row, image) + text_weight * cos(row, text).
-
-        Both terms are linear in the row, so the blend folds into one query vector and search stays a
-        single matrix-vector product. Image-to-text cosines are several times smaller than image-to-image
-        ones in SigLIP, so even a weight of 0.5 leans visual. With only one of the two, it alone ranks.
-        """
-        if image_embedding is None and text_embedding is None:
-            raise ValueError("a query needs an image or a text embedding")
-        dim = self.embeddings.shape[1]
-        if text_embedding is None:
-            return np.asarray(image_embedding, np.float32).reshape(dim)
-        if image_embedding is None:
-            return np.asarray(text_embedding, np.float32).reshape(dim)
-        image = np.asarray(image_embedding, np.float32).reshape(dim)
-        text = np.asarray(text_embedding, np.float32).reshape(dim)
-        return ((1.0 - text_weight) * image + text_weight * text).astype(np.float32)
+        return blend_query(image_embedding, text_embedding, text_weight, self.embeddings.shape[1])
 
     def nearest_rows(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k rows with the largest dot product with `query`, best first (ties in row order)."""
@@ -434,6 +304,27 @@ class GalleryIndex:
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.lexsort((top, -scores[top]))]
         return [(int(row), float(scores[row])) for row in top]
+
+
+def blend_query(
+    image_embedding: np.ndarray | None, text_embedding: np.ndarray | None, text_weight: float, dim: int
+) -> np.ndarray:
+    """score = (1 - text_weight) * cos(row, image) + text_weight * cos(row, text).
+
+    Both terms are linear in the row, so the blend folds into one query vector and search stays a
+    single matrix-vector product (or one vector search in Milvus). Image-to-text cosines are several
+    times smaller than image-to-image ones in SigLIP, so even a weight of 0.5 leans visual. With only one
+    of the two, it alone ranks.
+    """
+    if image_embedding is None and text_embedding is None:
+        raise ValueError("a query needs an image or a text embedding")
+    if text_embedding is None:
+        return np.asarray(image_embedding, np.float32).reshape(dim)
+    if image_embedding is None:
+        return np.asarray(text_embedding, np.float32).reshape(dim)
+    image = np.asarray(image_embedding, np.float32).reshape(dim)
+    text = np.asarray(text_embedding, np.float32).reshape(dim)
+    return ((1.0 - text_weight) * image + text_weight * text).astype(np.float32)
 
 
 class LocalGalleryBackend:
@@ -459,7 +350,7 @@ class LocalGalleryBackend:
     ) -> None:
         self.folder = Path(folder).expanduser().resolve()
         self._limits = limits
-        _SERVED_GALLERIES.add(self)
+        register(self)  # outlyne.web.gallery_files serves its indexed images
         self._encoder = encoder
         self._text_weight = text_weight
         self._index: GalleryIndex | None = None
@@ -488,11 +379,7 @@ class LocalGalleryBackend:
         row = index.rows_by_id.get(item_id)
         if row is None:
             return None
-        limits = replace(self._limits, max_side=max_side)
-        try:
-            return flatten_to_rgb(open_image(self.folder / index.paths[row], limits))
-        except OutlyneError:
-            return None
+        return open_indexed(self.folder / index.paths[row], self._limits, max_side)
 
     def search(self, request: SearchRequest) -> list[SearchResult]:
         if request.image_embedding is None and request.text_embedding is None:
@@ -500,37 +387,7 @@ class LocalGalleryBackend:
         index = self._current_index()
         weight = self._text_weight if request.text_weight is None else request.text_weight
         query = index.query_vector(request.image_embedding, request.text_embedding, weight)
-        results = []
-        for rank, (row, score) in enumerate(index.nearest_rows(query, request.max_results)):
-            width, height = index.sizes[row]
-            served = SERVED_PREFIX + index.ids[row]
-            results.append(
-                SearchResult(
-                    title=Path(index.paths[row]).name,
-                    thumbnail=served,
-                    image=served,
-                    url=served,
-                    source="local",
-                    width=width or None,
-                    height=height or None,
-                    engine_rank=rank,
-                    similarity=score,
-                )
-            )
-        return results
-
-
-# Every local gallery this process searches, for outlyne.web.gallery_files to serve their images from.
-_SERVED_GALLERIES: weakref.WeakSet[LocalGalleryBackend] = weakref.WeakSet()
-
-
-def open_served_image(url: str, max_side: int) -> Image.Image | None:
-    """The downsized copy behind a gallery result's app URL (SERVED_PREFIX + id), or None."""
-    if not url.startswith(SERVED_PREFIX):
-        return None
-    item_id = url[len(SERVED_PREFIX) :]
-    for gallery in list(_SERVED_GALLERIES):
-        image = gallery.open_served(item_id, max_side)
-        if image is not None:
-            return image
-    return None
+        return [
+            served_result(index.paths[row], index.hashes[row], *index.sizes[row], rank, score, self.name)
+            for rank, (row, score) in enumerate(index.nearest_rows(query, request.max_results))
+        ]
