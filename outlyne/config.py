@@ -29,6 +29,11 @@ class Config:
     threads: int | None = None  # None: let OpenVINO decide (it sizes from the host, not the container)
     batch_size: int = 16
     top_k: int = 5
+    # Share links (outlyne/web/share_store.py): a cap per share, a cap on the folder (oldest shares are
+    # evicted first) and how long a link lives. A typical share is 5-30 KB.
+    share_max_bytes: int = 256 * 1024
+    share_total_bytes: int = 64 * 1024 * 1024
+    share_max_age_days: float = 30.0
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

@@ -42,3 +42,12 @@ class ConfigError(OutlyneError):
 def first_line(error: BaseException, limit: int = 200) -> str:
     """A library's error message cut to its first line: messages to people stay one sentence long."""
     return (str(error).strip().splitlines() or [""])[0][:limit]
+
+
+class ShareUnavailable(OutlyneError):
+    """A share link that cannot be opened (unknown, expired or damaged), or a run too large to share."""
+
+    def __init__(
+        self, message: str = "This shared drawing is not available: the link is wrong or has expired."
+    ) -> None:
+        super().__init__(message)

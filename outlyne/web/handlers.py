@@ -17,6 +17,7 @@ from outlyne.pipeline import (
     SearchOutcome,
 )
 from outlyne.web import format as ui_format
+from outlyne.web.share import run_record
 
 DEFAULT_MAX_RESULTS = SearchOptions().max_results
 MODEL_QUEUE = "pipeline"  # the concurrency group of every event that runs the encoder
@@ -198,37 +199,38 @@ def require_image(image: Any) -> Any:
 
 
 def empty_interrogation_values() -> tuple[Any, ...]:
-    return None, None, [], "", ""
+    return None, None, [], "", "", None
 
 
 def interrogation_values(interrogation: Interrogation) -> tuple[Any, ...]:
-    """normalized image, concept bars, raw-score rows, query, timings."""
+    """normalized image, concept bars, raw-score rows, query, timings, what Share would store."""
     return (
         interrogation.sketch.display_image,
         ui_format.concept_label_value(interrogation.concepts),
         ui_format.concept_table(interrogation.concepts),
         interrogation.query,
         ui_format.timings_markdown(interrogation.timings_ms),
+        run_record(interrogation),
     )
 
 
 def searching_values(query: str, interrogation: Interrogation | None, pipeline: Pipeline) -> tuple[Any, ...]:
     """The moment between pressing Search and the first results: Results tab forward, gallery emptied."""
     if interrogation is not None:
-        normalized, label, table, _, timings = interrogation_values(interrogation)
+        normalized, label, table, _, timings, run = interrogation_values(interrogation)
     else:
-        normalized, label, table, _, timings = empty_interrogation_values()
+        normalized, label, table, _, timings, run = empty_interrogation_values()
     backend = pipeline.backend.name if pipeline.backend else "none"
     status = f'Searching {ui_format.backend_name(backend)} for "{query}"…' if backend != "none" else ""
-    return (gr.Tabs(selected="results"), normalized, label, table, query, status, [], "", timings)
+    return (gr.Tabs(selected="results"), normalized, label, table, query, status, [], "", timings, run)
 
 
 def outcome_values(outcome: SearchOutcome) -> tuple[Any, ...]:
     interrogation = outcome.interrogation
     if interrogation is not None:
-        normalized, label, table, _, _ = interrogation_values(interrogation)
+        normalized, label, table, *_ = interrogation_values(interrogation)
     else:
-        normalized, label, table, _, _ = empty_interrogation_values()
+        normalized, label, table, *_ = empty_interrogation_values()
     return (
         gr.Tabs(selected="results"),
         normalized,
@@ -239,4 +241,5 @@ def outcome_values(outcome: SearchOutcome) -> tuple[Any, ...]:
         ui_format.gallery_items(outcome.results),
         ui_format.sources_markdown(outcome.results),
         ui_format.timings_markdown(outcome.timings_ms),
+        run_record(outcome),
     )

@@ -19,6 +19,7 @@ from outlyne.web.handlers import (
     MODEL_QUEUE,
     Handlers,
 )
+from outlyne.web.share import add_share
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 CANVAS_SIZE = (512, 512)  # shown at about the editor's width; a Quick, Draw!-like drawing space
@@ -73,6 +74,7 @@ def build_demo(pipeline: Pipeline) -> gr.Blocks:
         # The API first: private UI events still take names, and "search" must be the API's.
         _api_endpoints(handlers, pipeline)
         _wire_events(demo, handlers, source, inputs, outputs)
+        add_share(demo, {**inputs, **outputs}, pipeline, model_queue=MODEL_QUEUE)
     return demo
 
 
@@ -103,7 +105,11 @@ def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
                 image_mode="RGBA",
                 height=600,
             )
-    search_button = gr.Button("Search", variant="primary")
+    with gr.Row():
+        search_button = gr.Button("Search", variant="primary", scale=3)
+        share_button = gr.Button("Share", elem_id="outlyne-share", scale=1)
+    share_url = gr.Textbox(label="Link to this drawing", elem_id="outlyne-share-url", buttons=["copy"])
+    share_run = gr.State(None)  # the run on show, as outlyne.web.share.run_record keeps it
     with gr.Accordion("Settings", open=False):
         top_k = gr.Slider(1, 20, value=pipeline.config.top_k, step=1, label="Concepts to show (top-K)")
         max_results = gr.Slider(4, 60, value=DEFAULT_MAX_RESULTS, step=1, label="Number of results")
@@ -130,6 +136,9 @@ def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
         sketch=sketch,
         upload=upload,
         search_button=search_button,
+        share_button=share_button,
+        share_url=share_url,
+        share_run=share_run,
         top_k=top_k,
         max_results=max_results,
         safesearch=safesearch,
@@ -200,8 +209,8 @@ def _wire_events(
     private: dict[str, Any] = dict(api_visibility="private")
     # Every event that runs the model counts against the same queue limit (see serving_concurrency).
     model: dict[str, Any] = dict(concurrency_id=MODEL_QUEUE, **private)
-    live = [o["normalized"], o["label"], o["table"], o["query"], o["timings"]]
-    results = [o["output_tabs"], *live[:4], o["status"], o["gallery"], o["sources"], o["timings"]]
+    live = [o["normalized"], o["label"], o["table"], o["query"], o["timings"], i["share_run"]]
+    results = [o["output_tabs"], *live[:4], o["status"], o["gallery"], o["sources"], *live[4:]]
     settings = [i["top_k"], i["extra"]]
     search_settings = [i["safesearch"], i["max_results"], i["rerank"]]
     both_images = [source, i["sketch"], i["upload"]]
