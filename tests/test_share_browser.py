@@ -24,7 +24,7 @@ from outlyne_dev.app_server import AppServer, shared_app_server
 from .test_app_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WAIT_MS, _draw_house
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page
+    from playwright.sync_api import Browser, BrowserContext, Locator, Page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -97,11 +97,26 @@ def _top_concept(page: Page) -> str:
     return top.inner_text()
 
 
+def _tab(page: Page, name: str) -> Locator:
+    return page.get_by_role("tab", name=name, exact=True)
+
+
+def _query(page: Page) -> str:
+    """The Query tab's text (its textbox is only in the page while its tab is open)."""
+    _tab(page, "Query").click()
+    field = page.locator("#outlyne-query textarea")
+    expect(field).to_be_visible()
+    return field.input_value()
+
+
+def _share_field(page: Page) -> Locator:
+    return page.locator("#outlyne-share-url textarea, #outlyne-share-url input").first
+
+
 def _share(page: Page) -> str:
     page.locator("#outlyne-share").click()
-    field = page.locator("#outlyne-share-url textarea, #outlyne-share-url input").first
-    expect(field).to_have_value(SHARE_LINK)
-    return field.input_value()
+    expect(_share_field(page)).to_have_value(SHARE_LINK)
+    return _share_field(page).input_value()
 
 
 def _shares_folder(app: AppServer) -> Path:
@@ -114,13 +129,12 @@ def test_a_shared_link_reopens_the_drawing_guess_query_and_gallery(app: AppServe
     _open(page, app.url)
     empty_paper = _ink_pixels(page)
     _draw_house(page)
+    best_guess = _top_concept(page)
     page.get_by_role("button", name="Search", exact=True).click()
     expect(page.locator("#outlyne-status")).to_contain_text("ordered by similarity")
-    thumbnails = page.locator("#outlyne-gallery img")
-    shown = thumbnails.count()
+    shown = page.locator("#outlyne-gallery img").count()
     assert shown >= 4
-    best_guess = _top_concept(page)
-    query = page.locator("#outlyne-query textarea").input_value()
+    query = _query(page)
     assert query
 
     link = _share(page)
@@ -131,20 +145,20 @@ def test_a_shared_link_reopens_the_drawing_guess_query_and_gallery(app: AppServe
 
     visitor = new_context()
     _open(visitor, link)
-    # Without pressing anything: the Results tab forward, the same gallery, guess and query...
+    # Without pressing anything: the Results tab forward with the same gallery...
+    expect(_tab(visitor, "Results")).to_have_attribute("aria-selected", "true")
     expect(visitor.locator("#outlyne-gallery img")).to_have_count(shown)
     expect(visitor.locator("#outlyne-status")).to_contain_text("Shared run")
-    assert _top_concept(visitor) == best_guess
-    expect(visitor.locator("#outlyne-query textarea")).to_have_value(query)
-    expect(visitor.locator("#outlyne-share-url textarea, #outlyne-share-url input").first).to_have_value(link)
-    # ...and the drawing on the canvas, with the brush selected: ready to draw on further.
-    ink = _wait_for_ink(visitor, more_than=empty_paper + 200)
-    assert ink > empty_paper + 200
+    expect(_share_field(visitor)).to_have_value(link)
+    # ...the drawing on the canvas, with the brush selected: ready to draw on further...
+    assert _wait_for_ink(visitor, more_than=empty_paper + 200) > empty_paper + 200
     _expect_brush_selected(visitor)
     ARTIFACTS.mkdir(exist_ok=True)
     visitor.screenshot(path=str(ARTIFACTS / "share-opened.png"), full_page=True)
-    _draw_house(visitor)  # more strokes over the shared drawing (shifted by the editor's own zoom)
-    assert _wait_for_ink(visitor, more_than=ink) > ink
+    # ...and the same query and best guess.
+    assert _query(visitor) == query
+    _tab(visitor, "Concept scores").click()
+    assert _top_concept(visitor) == best_guess
 
 
 def test_an_unknown_share_id_opens_the_normal_page_with_one_sentence(app: AppServer, new_context) -> None:
@@ -180,3 +194,20 @@ def test_share_before_drawing_says_draw_something_first(app: AppServer, new_cont
     _open(page, app.url)
     page.locator("#outlyne-share").click()
     expect(page.get_by_text("Draw something first").first).to_be_visible()
+
+
+def test_drawing_over_a_shared_sketch_scores_it_again(app: AppServer, new_context) -> None:
+    page = new_context()
+    _open(page, app.url)
+    _draw_house(page)
+    _top_concept(page)
+    link = _share(page)
+
+    visitor = new_context()
+    _open(visitor, link)
+    ink = _wait_for_ink(visitor, more_than=200)
+    expect(visitor.locator("#outlyne-timings")).not_to_contain_text("total")  # restored, not computed
+    _draw_house(visitor)  # more strokes over the shared drawing
+    assert _wait_for_ink(visitor, more_than=ink) > ink
+    # Live scoring ran on the shared drawing plus the new strokes (its timings line appears).
+    expect(visitor.locator("#outlyne-timings")).to_contain_text("total")

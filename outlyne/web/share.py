@@ -190,7 +190,8 @@ def add_share(
     restored = [components[name] for name in (*RESTORED, "share_url", "share_run") if name in components]
 
     def open_shared(request: gr.Request) -> dict[Any, Any]:
-        return sharing.open_shared(components, request)
+        # Gradio reads only a non-empty dict as {component: value}: a plain page skips every output.
+        return sharing.open_shared(components, request) or {output: gr.skip() for output in restored}
 
     demo.load(open_shared, None, restored, show_progress="hidden", **private)
     components["share_button"].click(
