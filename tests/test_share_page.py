@@ -15,7 +15,7 @@ from outlyne.errors import BadImage
 from outlyne.pipeline import Interrogation, SearchOutcome
 from outlyne.search.types import SearchResult
 from outlyne.sketch.normalize import NormalizedSketch
-from outlyne.web.share import RESTORED, restore_values, run_record, share_url
+from outlyne.web.share import RESTORED, choose_run, restore_values, run_record, same_drawing, share_url
 from outlyne.web.share_store import ShareLimits, ShareStore, shareable_results
 
 
@@ -141,3 +141,28 @@ def test_behind_a_proxy_the_link_uses_the_public_host() -> None:
         {"x-forwarded-host": "someone-outlyne.hf.space", "x-forwarded-proto": "https"},
     )
     assert share_url(request, "abc") == "https://someone-outlyne.hf.space/?share=abc"
+
+
+def test_share_takes_the_search_when_it_was_made_for_the_drawing_on_show(tmp_path: Path) -> None:
+    drawing = run_record(interrogation())
+    search = run_record(outcome(tmp_path))
+    # Live scoring of the last stroke finished after Search: the same drawing, so its results still count.
+    assert choose_run(drawing, search) is search
+    # An example searched without drawing: the search.
+    assert choose_run(None, search) is search
+    # Drawn on after the search: the new drawing alone (those results were for the old one).
+    changed = interrogation()
+    changed.sketch.display_image[200:206, 50:300] = 0
+    assert choose_run(run_record(changed), search).searched is False
+    assert choose_run(drawing, None) is drawing
+    assert choose_run(None, None) is None
+
+
+def test_one_drawing_encoded_twice_is_the_same_drawing() -> None:
+    first = run_record(interrogation())
+    shifted = interrogation()
+    shifted.sketch.display_image[:] = np.clip(shifted.sketch.display_image.astype(int) - 1, 0, 255)
+    assert same_drawing(first, run_record(shifted))  # one gray level apart: a rounding, not a stroke
+    dotted = interrogation()
+    dotted.sketch.display_image[300:304, 300:304] = 0
+    assert not same_drawing(first, run_record(dotted))  # one small dot more is another drawing

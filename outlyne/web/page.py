@@ -109,7 +109,8 @@ def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
         search_button = gr.Button("Search", variant="primary", scale=3)
         share_button = gr.Button("Share", elem_id="outlyne-share", scale=1)
     share_url = gr.Textbox(label="Link to this drawing", elem_id="outlyne-share-url", buttons=["copy"])
-    share_run = gr.State(None)  # the run on show, as outlyne.web.share.run_record keeps it
+    # The runs on show, as outlyne.web.share.run_record keeps them: the live scores' and the search's.
+    share_drawing, share_search = gr.State(None), gr.State(None)
     with gr.Accordion("Settings", open=False):
         top_k = gr.Slider(1, 20, value=pipeline.config.top_k, step=1, label="Concepts to show (top-K)")
         max_results = gr.Slider(4, 60, value=DEFAULT_MAX_RESULTS, step=1, label="Number of results")
@@ -138,7 +139,8 @@ def _input_panel(pipeline: Pipeline) -> dict[str, Any]:
         search_button=search_button,
         share_button=share_button,
         share_url=share_url,
-        share_run=share_run,
+        share_drawing=share_drawing,
+        share_search=share_search,
         top_k=top_k,
         max_results=max_results,
         safesearch=safesearch,
@@ -209,8 +211,9 @@ def _wire_events(
     private: dict[str, Any] = dict(api_visibility="private")
     # Every event that runs the model counts against the same queue limit (see serving_concurrency).
     model: dict[str, Any] = dict(concurrency_id=MODEL_QUEUE, **private)
-    live = [o["normalized"], o["label"], o["table"], o["query"], o["timings"], i["share_run"]]
-    results = [o["output_tabs"], *live[:4], o["status"], o["gallery"], o["sources"], *live[4:]]
+    live = [o["normalized"], o["label"], o["table"], o["query"], o["timings"], i["share_drawing"]]
+    results = [o["output_tabs"], *live[:4], o["status"], o["gallery"], o["sources"], o["timings"]]
+    results.append(i["share_search"])
     settings = [i["top_k"], i["extra"]]
     search_settings = [i["safesearch"], i["max_results"], i["rerank"]]
     both_images = [source, i["sketch"], i["upload"]]

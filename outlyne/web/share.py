@@ -6,8 +6,9 @@ server paths inside, unbounded and never evicted, under a content hash. Shares h
 page needs to show the run again (see share_store.py), under caps, with random ids.
 
 The page talks to this module through two small interfaces, so a new layout only has to keep them:
-- capture: the handlers put `run_record(interrogation or outcome)` into a `gr.State` (`share_run`) each
-  time they show a run; Share stores that record (server-side state: a visitor cannot forge a share).
+- capture: the handlers put `run_record(interrogation or outcome)` into a `gr.State` each time they show
+  a run (`share_drawing` for live scoring, `share_search` for searches); Share stores what `choose_run`
+  picks from the two (server-side state: a visitor cannot forge a share).
 - restore: `restore_values` fills whichever of the page's known components exist (RESTORED) when the
   page opens with `?share=<id>`; the drawing becomes the Sketchpad's background, ready to draw on.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 from gradio import route_utils
 
 from outlyne.errors import EmptySketch, OutlyneError, ShareUnavailable
@@ -77,6 +79,28 @@ def _record(interrogation: Interrogation, **search: Any) -> SharedRun:
     )
 
 
+def choose_run(drawing: SharedRun | None, search: SharedRun | None) -> SharedRun | None:
+    """What Share stores, from the page's two records: the latest live scoring of the drawing and the
+    latest search. The search when it was made for the drawing on show (live scoring of the last stroke
+    can finish after Search: same drawing, so the results still belong to it) or when nothing was drawn
+    (an example was searched); the drawing alone when it changed after the search."""
+    if drawing is None or (search is not None and same_drawing(drawing, search)):
+        return search
+    return drawing
+
+
+def same_drawing(first: SharedRun, second: SharedRun) -> bool:
+    """Two records of one drawing: the same normalized sketch, but for faint pixels (two encodings of one
+    canvas may differ by a rounding; a new stroke, even a dot, changes some pixels by far more)."""
+    if first.sketch_png == second.sketch_png:
+        return True
+    try:
+        a, b = first.sketch_image().astype(np.int16), second.sketch_image().astype(np.int16)
+    except OutlyneError:
+        return False
+    return a.shape == b.shape and int(np.count_nonzero(np.abs(a - b) > 32)) == 0
+
+
 # -- the wiring ---------------------------------------------------------------------------------------
 
 
@@ -95,7 +119,10 @@ class Sharing:
 
     # -- events -----------------------------------------------------------------------------------------
 
-    def make_share_link(self, run: SharedRun | None, request: gr.Request) -> str:
+    def make_share_link(
+        self, drawing: SharedRun | None, search: SharedRun | None, request: gr.Request
+    ) -> str:
+        run = choose_run(drawing, search)
         if run is None:
             raise gr.Error("Draw something first: there is nothing to share yet.", print_exception=False)
         try:
@@ -134,8 +161,8 @@ class Sharing:
             return {}
         if "share_url" in components:
             values[components["share_url"]] = share_url(request, share_id)
-        if "share_run" in components:
-            values[components["share_run"]] = run  # Share again without redrawing
+        if "share_search" in components:
+            values[components["share_search"]] = run  # Share again without redrawing
         return values
 
 
@@ -182,20 +209,21 @@ def add_share(
     demo: gr.Blocks, components: Mapping[str, Any], pipeline: Pipeline, *, model_queue: str
 ) -> Sharing:
     """Wire Share into a page built inside `demo`. `components` are the page's components by name; it
-    needs `share_button`, `share_url` and `share_run` (the State the handlers fill with `run_record`),
-    and restores whichever of RESTORED it has. Also adds the API endpoint `share`, in the encoder's
-    concurrency group `model_queue` (it runs a whole search)."""
+    needs `share_button`, `share_url`, and two States the handlers fill with `run_record`: `share_drawing`
+    (live scoring) and `share_search` (searches); it restores whichever of RESTORED it has. Also adds
+    the API endpoint `share`, in the encoder's concurrency group `model_queue` (it runs a whole search)."""
     sharing = Sharing(pipeline)
     private: dict[str, Any] = dict(api_visibility="private", concurrency_id=SHARE_QUEUE)
-    restored = [components[name] for name in (*RESTORED, "share_url", "share_run") if name in components]
+    restored = [components[name] for name in (*RESTORED, "share_url", "share_search") if name in components]
 
     def open_shared(request: gr.Request) -> dict[Any, Any]:
         # Gradio reads only a non-empty dict as {component: value}: a plain page skips every output.
         return sharing.open_shared(components, request) or {output: gr.skip() for output in restored}
 
     demo.load(open_shared, None, restored, show_progress="hidden", **private)
+    records = [components["share_drawing"], components["share_search"]]
     components["share_button"].click(
-        sharing.make_share_link, components["share_run"], components["share_url"], **private
+        sharing.make_share_link, records, components["share_url"], **private
     ).success(None, components["share_url"], None, js=COPY_LINK_JS, **private)
 
     with gr.Column(visible=False):
