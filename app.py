@@ -7,6 +7,7 @@ from outlyne.config import Config
 from outlyne.pipeline import get_pipeline
 from outlyne.web.handlers import serving_concurrency
 from outlyne.web.page import build_demo, launch_options
+from outlyne.web.share import Sharing
 from outlyne.web.startup import Preparation
 
 
@@ -16,7 +17,7 @@ def main() -> None:
     # that takes about a second.
     config = Config.from_env()
     preparation = Preparation.start(config, lambda progress: get_pipeline(config, progress=progress))
-    demo = build_demo(preparation)
+    demo = build_demo(preparation, [Sharing(preparation)])
     demo.queue(default_concurrency_limit=serving_concurrency(config)).launch(**launch_options(config))
 
 

@@ -42,6 +42,11 @@ class Config:
     # editor's layers, CLI files, gallery files. Gradio's upload limit (max_file_size) is the byte limit.
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
+    # Share links (outlyne/web/share_store.py): a cap per share, a cap on the folder (oldest shares are
+    # evicted first) and how long a link lives. A typical share is 5-30 KB.
+    share_max_bytes: int = 256 * 1024
+    share_total_bytes: int = 64 * 1024 * 1024
+    share_max_age_days: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("max_image_bytes", "max_image_pixels"):

@@ -478,6 +478,13 @@ class LocalGalleryBackend:
                 self._stamp = stamp
             return self._index
 
+    def serves(self, item_id: str) -> bool:
+        """Whether `item_id` names an image of the current index (nothing is opened)."""
+        try:
+            return item_id in self._current_index().rows_by_id
+        except SearchUnavailable:
+            return False
+
     def open_served(self, item_id: str, max_side: int) -> Image.Image | None:
         """A downsized RGB copy of the indexed image with this id, or None: only indexed images are ever
         opened, through the intake (so a file swapped for something else since indexing is refused)."""
@@ -534,3 +541,12 @@ def open_served_image(url: str, max_side: int) -> Image.Image | None:
         if image is not None:
             return image
     return None
+
+
+def is_served(url: str) -> bool:
+    """Whether a gallery result's app URL still names an indexed image of a gallery this process searches
+    (a shared run's results are checked with it when the link is opened)."""
+    if not url.startswith(SERVED_PREFIX):
+        return False
+    item_id = url[len(SERVED_PREFIX) :]
+    return any(gallery.serves(item_id) for gallery in list(_SERVED_GALLERIES))
