@@ -11,6 +11,7 @@ from outlyne.config import Config
 from outlyne.pipeline import get_pipeline
 from outlyne.web.handlers import serving_concurrency
 from outlyne.web.page import build_demo, launch_options
+from outlyne.web.share import Sharing
 from outlyne.web.startup import Preparation
 
 SHUTDOWN_GRACE_S = 0.5  # open connections get this long; `docker stop` then returns well within 2 s
@@ -22,7 +23,7 @@ def main() -> None:
     # that takes about a second.
     config = Config.from_env()
     preparation = Preparation.start(config, lambda progress: get_pipeline(config, progress=progress))
-    demo = build_demo(preparation)
+    demo = build_demo(preparation, [Sharing(preparation)])
     # `docker stop` sends SIGTERM, which PID 1 ignores unless it handles it: treat it as Ctrl-C, which
     # Gradio answers by closing its server. That waits for every open connection, and each visitor's page
     # holds an event stream open, so bound the wait: work finishing within it is delivered, the rest refused.

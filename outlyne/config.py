@@ -43,6 +43,11 @@ class Config:
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
     encoder: str | None = None  # OUTLYNE_ENCODER: None = in-process; kserve-v2://HOST:PORT[/NAME] = remote
+    # Share links (outlyne/web/share_store.py): a cap per share, a cap on the folder (oldest shares are
+    # evicted first) and how long a link lives. A typical share is 5-30 KB.
+    share_max_bytes: int = 256 * 1024
+    share_total_bytes: int = 64 * 1024 * 1024
+    share_max_age_days: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("max_image_bytes", "max_image_pixels"):

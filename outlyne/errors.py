@@ -57,3 +57,12 @@ def shorten(text: str, limit: int = 80) -> str:
     10,000-character value never comes back whole."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class ShareUnavailable(OutlyneError):
+    """A share link that cannot be opened (unknown, expired or damaged), or a run too large to share."""
+
+    def __init__(
+        self, message: str = "This shared drawing is not available: the link is wrong or has expired."
+    ) -> None:
+        super().__init__(message)

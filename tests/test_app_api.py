@@ -42,9 +42,9 @@ def _save(tmp_path: Path, name: str, pixels: np.ndarray) -> Path:
     return path
 
 
-def test_the_api_is_exactly_interrogate_search_and_explain(client: Client) -> None:
+def test_the_api_is_exactly_interrogate_search_explain_and_share(client: Client) -> None:
     api = client.view_api(print_info=False, return_format="dict")
-    assert set(api["named_endpoints"]) == {"/interrogate", "/search", "/explain"}
+    assert set(api["named_endpoints"]) == {"/interrogate", "/search", "/explain", "/share"}
     assert api["unnamed_endpoints"] == {}
     parameters = [p["parameter_name"] for p in api["named_endpoints"]["/search"]["parameters"]]
     assert parameters == ["image", "top_k", "max_results"]

@@ -7,6 +7,11 @@ the 2D API and, at pen-up, sends one PNG data URL inside the event itself: no up
 
 Each finished stroke, undo or clear raises the page's version (web/live.py) before anything is sent, so
 scores of an older drawing are never taken for those of the paper as it is now.
+
+The server can put a picture on the paper by setting the value to a PNG data URL (a shared drawing,
+outlyne/web/share.py): it becomes the paper's background, under every stroke drawn after it, and a
+Clear (undoable, like any clear) hides it. Setting '' empties the paper. Neither fires `input`: the server
+already knows what it sent.
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ canvas { width: 100%; max-width: var(--outlyne-paper, 560px); aspect-ratio: 1; b
 .outlyne-tools input[type=range] { width: 90px; }
 """
 
-# Strokes are kept as data, so undo replays them; a clear is an action too, so it can be undone.
+# Strokes are kept as data, so undo replays them; a clear is an action too, so it can be undone. A picture
+# the server sends (a shared drawing) is the background: drawn first, until a clear.
 CANVAS_JS = (
     PAGE_STATE_JS
     + """
@@ -62,6 +68,8 @@ const size = element.querySelector('input[type=range]');
 const actions = [];
 let current = null;
 let tool = 'pen';
+let background = null;
+let sent = props.value || '';
 
 function point(event) {
   const box = canvas.getBoundingClientRect();
@@ -82,16 +90,35 @@ function visible() {
   const start = actions.map(a => a.clear).lastIndexOf(true);
   return actions.slice(start + 1);
 }
+function backgroundShown() { return background !== null && !actions.some(a => a.clear); }
 function repaint() {
   context.fillStyle = '#fff'; context.fillRect(0, 0, canvas.width, canvas.height);
+  if (backgroundShown()) context.drawImage(background, 0, 0, canvas.width, canvas.height);
   for (const stroke of visible()) line(stroke, 0);
 }
 function send() {
   outlyne.touch();
-  const inked = visible().some(s => s.color !== '#fff');
-  props.value = inked ? canvas.toDataURL('image/png') : '';
+  const inked = backgroundShown() || visible().some(s => s.color !== '#fff');
+  props.value = sent = inked ? canvas.toDataURL('image/png') : '';
   trigger('input');
 }
+// A value the server set (not one this script sent): a new paper with that picture as its background.
+function receive() {
+  const value = props.value || '';
+  if (value === sent) return;
+  sent = value;
+  actions.length = 0; current = null; background = null;
+  delete canvas.dataset.background;
+  if (!value.startsWith('data:image/png;base64,')) { repaint(); return; }
+  const picture = new Image();
+  picture.onload = () => {
+    if (sent !== value) return;  // replaced meanwhile
+    background = picture; repaint();
+    canvas.dataset.background = 'true';  // tests wait for this
+  };
+  picture.src = value;
+}
+watch('value', receive);
 canvas.addEventListener('pointerdown', event => {
   if (event.button !== 0) return;
   canvas.setPointerCapture(event.pointerId);
@@ -112,7 +139,10 @@ function finish() { if (!current) return; current = null; send(); }
 canvas.addEventListener('pointerup', finish);
 canvas.addEventListener('pointercancel', finish);
 function undo() { if (!actions.length) return; actions.pop(); repaint(); send(); }
-function clear() { if (!visible().length) return; actions.push({ clear: true }); repaint(); send(); }
+function clear() {
+  if (!visible().length && !backgroundShown()) return;
+  actions.push({ clear: true }); repaint(); send();
+}
 element.querySelector('[data-action=undo]').addEventListener('click', undo);
 element.querySelector('[data-action=clear]').addEventListener('click', clear);
 element.querySelectorAll('[data-tool]').forEach(button => button.addEventListener('click', () => {
@@ -126,6 +156,7 @@ element.addEventListener('keydown', event => {
 });
 canvas.tabIndex = 0;
 repaint();
+if (sent) { sent = ''; receive(); }  // a value that arrived before this script ran
 canvas.dataset.ready = 'true';  // listeners attached: strokes count from now on (tests wait for this)
 """
 )

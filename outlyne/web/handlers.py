@@ -149,6 +149,7 @@ class SearchView:
     status: str
     results: list[SearchResult] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    outcome: SearchOutcome | None = None  # what the pipeline answered; None while the search starts
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,7 @@ class Handlers:
             ui_format.search_status(outcome),
             outcome.results,
             outcome.timings_ms,
+            outcome,
         )
 
     # -- why -----------------------------------------------------------------------------------------------

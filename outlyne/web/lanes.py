@@ -15,7 +15,11 @@ MODEL_LANE = "model"
 # Web or gallery search, thumbnail downloads and re-ranking: mostly waiting on other servers.
 NETWORK_LANE = "network"
 
-LANE_LIMITS = {MODEL_LANE: 1, NETWORK_LANE: 2}
+# Share links (web/share.py): storing a run and opening a link read and write small files only, so they
+# wait neither behind the encoder nor behind a hanging search engine.
+SHARE_LANE = "share"
+
+LANE_LIMITS = {MODEL_LANE: 1, NETWORK_LANE: 2, SHARE_LANE: 2}
 
 
 def lane(name: str) -> dict[str, Any]:

@@ -3,14 +3,16 @@
 `build_page(pipeline)` returns a `Page`: every component by name, so other panels can be wired in
 without reaching into this module's layout. A panel that puts a button beside Search (the Share button)
 is a `PageExtension`: its `render_beside_search()` runs inside the row that holds Search, and its
-`wire(page)` once every component exists.
+`wire(page)` once every component exists. An extension that must know what the page shows (Share stores
+the run on show) registers a `ViewRecord` with `page.keep(...)`: a server-side state the page's own
+events fill from their views, so it holds what the server computed, never what a browser sent back.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -93,7 +95,19 @@ class PageExtension(Protocol):
         """Create its components; runs inside the row that holds the Search button."""
 
     def wire(self, page: Page) -> None:
-        """Attach its events; runs inside the Blocks once every component of `page` exists."""
+        """Attach its events; runs inside the Blocks once every component of `page` exists, before the
+        page's own events are wired (so the ViewRecords it keeps ride on them)."""
+
+
+@dataclass(frozen=True)
+class ViewRecord:
+    """A server-side `gr.State` that the page's own events keep up to date: `of_scores(view)` on every
+    live score, `of_search(view)` on every step of a search. Either may be None: those events then leave
+    the state as it is (a live score arriving after a search does not touch the search's record)."""
+
+    state: gr.State
+    of_scores: Callable[[ScoresView], Any] | None = None
+    of_search: Callable[[SearchView], Any] | None = None
 
 
 @dataclass
@@ -126,6 +140,11 @@ class Page:
     gallery: gr.Gallery
     sources: gr.Markdown
     timings: gr.Markdown
+    records: list[ViewRecord] = field(default_factory=list)
+
+    def keep(self, record: ViewRecord) -> None:
+        """Have the page's scoring and search events fill `record.state` (call before they are wired)."""
+        self.records.append(record)
 
     @property
     def drawing_inputs(self) -> list[Any]:
@@ -144,10 +163,14 @@ class Page:
         )
 
     @property
-    def score_outputs(self) -> list[Any]:
+    def score_view_outputs(self) -> list[Any]:
         return [self.concepts, self.why, self.why_caption, self.query, self.timings]
 
-    def show_scores(self, view: ScoresView) -> dict[Any, Any]:
+    @property
+    def score_outputs(self) -> list[Any]:
+        return [*self.score_view_outputs, *(r.state for r in self.records if r.of_scores)]
+
+    def show_score_view(self, view: ScoresView) -> dict[Any, Any]:
         return {
             self.concepts: view.scores_html,
             self.why: view.normalized,
@@ -156,14 +179,20 @@ class Page:
             self.timings: view.timings,
         }
 
+    def show_scores(self, view: ScoresView) -> dict[Any, Any]:
+        records = {r.state: r.of_scores(view) for r in self.records if r.of_scores}
+        return {**self.show_score_view(view), **records}
+
     @property
     def search_outputs(self) -> list[Any]:
         # Not the score view: live scoring owns it (with its version check), and a search that streams
         # for seconds must not put the scores of the drawing it started from over newer ones.
-        return [self.output_tabs, self.query, self.status, self.gallery, self.sources, self.timings]
+        records = [r.state for r in self.records if r.of_search]
+        return [self.output_tabs, self.query, self.status, self.gallery, self.sources, self.timings, *records]
 
     def show_search(self, view: SearchView) -> dict[Any, Any]:
         return {
+            **{r.state: r.of_search(view) for r in self.records if r.of_search},
             self.output_tabs: gr.Tabs(selected="results"),
             self.query: view.query,
             self.status: view.status,
@@ -215,9 +244,9 @@ def build_page(pipeline: Pipeline | Preparation, extensions: Sequence[PageExtens
         page = Page(demo=demo, source=source, version=version, **inputs, **outputs, **settings)
         # The API first: private UI events still take names, and "search" must be the API's.
         _api_endpoints(handlers, preparation.config)
-        _wire_events(page, handlers)
         for extension in extensions:
             extension.wire(page)
+        _wire_events(page, handlers)
     return page
 
 

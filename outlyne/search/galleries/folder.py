@@ -369,6 +369,13 @@ class LocalGalleryBackend:
                 self._stamp = stamp
             return self._index
 
+    def serves(self, item_id: str) -> bool:
+        """Whether `item_id` names an image of the current index (nothing is opened)."""
+        try:
+            return item_id in self._current_index().rows_by_id
+        except SearchUnavailable:
+            return False
+
     def open_served(self, item_id: str, max_side: int) -> Image.Image | None:
         """A downsized RGB copy of the indexed image with this id, or None: only indexed images are ever
         opened, through the intake (so a file swapped for something else since indexing is refused)."""

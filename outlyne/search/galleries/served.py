@@ -86,3 +86,10 @@ def open_served_image(url: str, max_side: int) -> Image.Image | None:
         if image is not None:
             return image
     return None
+
+
+def is_served(url: str) -> bool:
+    """Whether a gallery result's app URL still names an indexed image of a gallery this process searches
+    (a shared run's results are checked with it when the link is opened). It opens the image at a tiny
+    size through the intake: the only check that also notices a file swapped since indexing."""
+    return open_served_image(url, 16) is not None
