@@ -52,6 +52,8 @@ COPY outlyne/__init__.py outlyne/__main__.py outlyne/config.py outlyne/errors.py
      outlyne/images.py outlyne/progress.py ./outlyne/
 COPY outlyne/cli/ ./outlyne/cli/
 COPY outlyne/model/ ./outlyne/model/
+# The config checks OUTLYNE_SEARCH with the search grammar alone (outlyne/search/spec.py imports no engine).
+COPY outlyne/search/__init__.py outlyne/search/spec.py ./outlyne/search/
 RUN python -m outlyne export
 COPY concepts.json ./
 COPY outlyne/concepts/ ./outlyne/concepts/
