@@ -433,11 +433,14 @@ def check_health(engine: str, container: str, tag: str) -> None:
 
 
 def check_baked_cache(engine: str, container: str, started_epoch: float) -> None:
-    """No export at start: the log says none, and nothing in the IR cache is newer than the start."""
+    """No export at start: the log says none, and no file of the IR cache is newer than the start. The one
+    exception is the checksum record (.verified.json, outlyne/model/ir_cache.py): COPY gives the weights new
+    inodes, so the first start re-checks their checksums once and records that, without exporting anything."""
     if "exporting" in logs(engine, container).lower():
         raise CheckFailed("baked cache", "the app exported the model at start instead of using the baked IR")
+    find = ["find", "/opt/outlyne-cache/ir", "-type", "f", "!", "-name", ".verified.json"]
     newer = run(
-        [engine, "exec", container, "find", "/opt/outlyne-cache/ir", "-newermt", f"@{int(started_epoch)}"],
+        [engine, "exec", container, *find, "-newermt", f"@{int(started_epoch)}"],
         check=False,
     ).stdout.split()
     if newer:
