@@ -19,13 +19,14 @@ from outlyne.web import format
 # shown) are for scripts/measure_live.py; the page itself only needs `want`.
 PAGE_STATE_JS = """
 window.outlyne = window.outlyne || {
-  want: 0, changedAt: 0, currentAt: 0,
+  want: 0, changedAt: 0, currentAt: 0, tab: 'sketch',
   view() { return document.getElementById('outlyne-concepts'); },
   touch() {
     this.want += 1; this.changedAt = performance.now();
     this.view()?.classList.add('outlyne-pending');
     return this.want;
   },
+  showTab(tab) { if (tab !== this.tab) { this.tab = tab; this.touch(); } },
   shown(version) {
     const current = Number(version) === this.want;
     if (current) this.currentAt = performance.now();
@@ -36,6 +37,24 @@ window.outlyne = window.outlyne || {
 
 # Runs in the browser when something that changes the scores happens (before any request is queued).
 TOUCH_JS = "(...values) => { " + PAGE_STATE_JS + " outlyne.touch(); return values; }"
+
+
+# An example goes into the Upload tab, which the server brings forward: the page is on that tab now (so its
+# own `select` that follows is no change) and shows a new picture.
+EXAMPLE_JS = (
+    "(...values) => { " + PAGE_STATE_JS + " outlyne.tab = 'upload'; outlyne.touch(); return values; }"
+)
+
+
+def tab_select_js(tab: str) -> str:
+    """For the input tabs' `select`: a change only when the page was showing the other tab.
+
+    Gradio also fires `select` for the tab that is selected when the page mounts: that is no change, and
+    scoring then would put the blank paper's empty scores over a shared run the page just restored
+    (outlyne/web/share.py). The server skips it too (the session's source is already that tab); here the
+    version stays, so the view stays current."""
+    return "(...values) => { " + PAGE_STATE_JS + f" outlyne.showTab('{tab}'); return values; }}"
+
 
 # Replaces the last input (the hidden version number) with the page's current version at submit time.
 READ_VERSION_JS = (

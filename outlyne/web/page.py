@@ -38,7 +38,15 @@ from outlyne.web.handlers import (
     WhyView,
 )
 from outlyne.web.lanes import MODEL_LANE, NETWORK_LANE, lane
-from outlyne.web.live import READ_QUERY_JS, READ_VERSION_JS, TOUCH_JS, score_view, version_box
+from outlyne.web.live import (
+    EXAMPLE_JS,
+    READ_QUERY_JS,
+    READ_VERSION_JS,
+    TOUCH_JS,
+    score_view,
+    tab_select_js,
+    version_box,
+)
 from outlyne.web.startup import Preparation
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -434,11 +442,23 @@ def _wire_events(page: Page, handlers: Handlers) -> None:
         ]
     )
     rescore_on([page.upload.upload, page.upload.clear])
-    # Switching tabs scores what the new tab shows (the other tab keeps its drawing or file).
+
+    # Switching tabs scores what the new tab shows (the other tab keeps its drawing or file). Gradio also
+    # fires `select` for the tab shown when the page mounts: no switch, so nothing is scored (a blank run
+    # would replace the scores of a shared run the page restores at load). The check is a quick step
+    # outside the queue; a hidden error is how a Gradio chain stops before its `.success` step.
+    def switch_to(name: str) -> Callable[[Any], str]:
+        def switch(source: Any) -> str:
+            if source == name:
+                raise gr.Error("Already on this tab.", visible=False, print_exception=False)
+            return name
+
+        return switch
+
     for tab, name in ((page.sketch_tab, "sketch"), (page.upload_tab, "upload")):
-        tab.select(lambda name=name: name, None, page.source, js=TOUCH_JS, queue=False, **private).then(
-            score, page.drawing_inputs, page.score_outputs, **live
-        )
+        tab.select(
+            switch_to(name), page.source, page.source, js=tab_select_js(name), queue=False, **private
+        ).success(score, page.drawing_inputs, page.score_outputs, **live)
 
     # "Why": a tap on a concept of the score view.
     page.concepts.click(why, page.drawing_inputs, page.why_outputs, show_progress="minimal", **model)
@@ -457,7 +477,7 @@ def _wire_events(page: Page, handlers: Handlers) -> None:
         page.examples.load_input_event.then(
             lambda: (gr.Tabs(selected="upload"), "upload"),
             outputs=[page.input_tabs, page.source],
-            js=TOUCH_JS,
+            js=EXAMPLE_JS,
             queue=False,
             **private,
         ).then(score, page.drawing_inputs, page.score_outputs, **live).then(
