@@ -26,6 +26,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from outlyne.errors import BadImage
+from outlyne.memory import release_freed_memory
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 # MPO is how Pillow names a phone's JPEG that carries extra frames (depth map, preview); its first
@@ -116,6 +117,8 @@ def open_image(
     `name` is how messages refer to the image ("The upload", "The image cat.png"): never a server path.
     """
     data = read_bounded(source, limits, name)
+    image: Image.Image | None = None
+    large = False
     try:
         with warnings.catch_warnings():
             # Our own, lower limit is checked below; Pillow's warning in between would only be noise.
@@ -125,6 +128,7 @@ def open_image(
             if image.format not in _DETECTED_FORMATS:
                 raise UnidentifiedImageError(image.format)
             check_pixel_count(image.width, image.height, limits, name)
+            large = image.width * image.height > LARGE_DECODE_PIXELS
             return _decode_reduced(image, limits.max_side, size)
     except BadImage:
         raise
@@ -138,6 +142,12 @@ def open_image(
         # Truncated or corrupt data makes Pillow's decoders raise OSError, SyntaxError, ValueError,
         # struct.error, EOFError...; their messages can name server paths. One sentence says it all.
         raise BadImage(f"{name} is truncated or corrupt.") from None
+    finally:
+        if large:
+            # Closing does not free the full-size buffer; dropping the last reference does. Then give
+            # the freed pages back to the system (see outlyne/memory.py).
+            image = None
+            release_freed_memory()
 
 
 def probe_size(source: str | Path | bytes | bytearray, limits: ImageLimits, *, name: str) -> tuple[int, int]:

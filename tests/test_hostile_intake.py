@@ -168,3 +168,36 @@ def test_pipeline_refusal_then_a_normal_request(tmp_path) -> None:
         with pytest.raises(BadImage):
             pipeline.interrogate(hostile)
     assert len(pipeline.interrogate(io.BytesIO(drawing_png()).getvalue()).concepts) == 3
+
+
+# Run in a fresh interpreter so nothing else this test process allocated blurs the figure.
+LARGE_DECODE_SCRIPT = """
+import io, sys, threading
+import psutil
+from PIL import Image
+from outlyne.images import open_image
+
+buffer = io.BytesIO()
+Image.new("RGB", (7000, 7000), "white").save(buffer, "PNG")
+data = buffer.getvalue()
+process = psutil.Process()
+before = process.memory_info().rss
+for _ in range(2):  # on a thread, as Gradio runs handlers: each thread gets a malloc arena of its own
+    decoding = threading.Thread(target=lambda: open_image(data).load())
+    decoding.start()
+    decoding.join()
+print((process.memory_info().rss - before) // 2**20)
+"""
+
+
+def test_a_large_decode_gives_its_memory_back() -> None:
+    # A 7000 x 7000 PNG is decoded whole (147 MB) before it is reduced; without handing the freed pages
+    # back (outlyne/memory.py) the process stayed about that much larger after each such request.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", LARGE_DECODE_SCRIPT], capture_output=True, text=True, check=True, timeout=300
+    )
+    grown_mb = int(result.stdout.strip())
+    assert grown_mb < 50, f"the process kept {grown_mb} MB after two large decodes"
