@@ -120,11 +120,7 @@ def open_image(
     image: Image.Image | None = None
     large = False
     try:
-        with warnings.catch_warnings():
-            # Our own, lower limit is checked below; Pillow's warning in between would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-        with image:
+        with _open_lazily(data) as image:
             if image.format not in _DETECTED_FORMATS:
                 raise UnidentifiedImageError(image.format)
             check_pixel_count(image.width, image.height, limits, name)
@@ -132,16 +128,10 @@ def open_image(
             return _decode_reduced(image, limits.max_side, size)
     except BadImage:
         raise
-    except Image.DecompressionBombError:
-        raise BadImage(f"{name} is too large; the limit is {describe_pixels(limits.max_pixels)}.") from None
-    except UnidentifiedImageError:
-        raise BadImage(f"{name} is not {FORMATS_IN_WORDS}.") from None
     except MemoryError:
         raise BadImage(f"{name} is too large to decode on this server right now.") from None
-    except Exception:
-        # Truncated or corrupt data makes Pillow's decoders raise OSError, SyntaxError, ValueError,
-        # struct.error, EOFError...; their messages can name server paths. One sentence says it all.
-        raise BadImage(f"{name} is truncated or corrupt.") from None
+    except Exception as error:
+        raise _pillow_failure(error, limits, name) from None
     finally:
         if large:
             # Closing does not free the full-size buffer; dropping the last reference does. Then give
@@ -154,16 +144,29 @@ def probe_size(source: str | Path | bytes | bytearray, limits: ImageLimits, *, n
     """Width and height as the header declares them (nothing decoded), after the byte and format checks."""
     data = read_bounded(source, limits, name)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
-                return image.size
-    except Image.DecompressionBombError:
-        raise BadImage(f"{name} is too large; the limit is {describe_pixels(limits.max_pixels)}.") from None
-    except UnidentifiedImageError:
-        raise BadImage(f"{name} is not {FORMATS_IN_WORDS}.") from None
-    except Exception:
-        raise BadImage(f"{name} is truncated or corrupt.") from None
+        with _open_lazily(data) as image:
+            return image.size
+    except Exception as error:
+        raise _pillow_failure(error, limits, name) from None
+
+
+def _open_lazily(data: bytes) -> Image.Image:
+    """Pillow's open (the header only), trying only IMAGE_FORMATS."""
+    with warnings.catch_warnings():
+        # Our own, lower limit is checked after this; Pillow's warning in between would only be noise.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+
+
+def _pillow_failure(error: Exception, limits: ImageLimits, name: str) -> BadImage:
+    """What Pillow raised, as one sentence: its own messages can name server paths."""
+    if isinstance(error, Image.DecompressionBombError):
+        return BadImage(f"{name} is too large; the limit is {describe_pixels(limits.max_pixels)}.")
+    if isinstance(error, UnidentifiedImageError):
+        return BadImage(f"{name} is not {FORMATS_IN_WORDS}.")
+    # Truncated or corrupt data makes Pillow's decoders raise OSError, SyntaxError, ValueError,
+    # struct.error, EOFError...
+    return BadImage(f"{name} is truncated or corrupt.")
 
 
 def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:

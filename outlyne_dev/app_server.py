@@ -23,6 +23,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from outlyne_dev.processes import log_tail, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 240.0  # two shared cores: the tiny export and concept embeddings take ~15 s, leave room
 CLI_TIMEOUT_S = 900.0  # a cold export on two cores shared with other work (and a CPU hog) took > 300 s
@@ -37,19 +39,10 @@ class AppServer:
     env: dict[str, str]
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
+        stop_process(self.process, timeout=15)
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from outlyne.config import Config
+from outlyne.cli.configured import config_with
 from outlyne.errors import OutlyneError
 
 VARIANT_CHOICES = ("normalization", "templates", "precision", "none")
@@ -65,9 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit_per_label is not None and args.limit_per_label < 1:
         raise OutlyneError("--limit-per-label must be at least 1.")
-    config = Config.from_env()
-    if args.concepts:
-        config = config.with_options(concepts_path=args.concepts)
+    config = config_with(concepts_path=args.concepts)
     spec = load_concept_file(config.concepts_path)
     options = evaluation.EvalOptions(
         variants=tuple(v for v in args.variants if v != "none"),

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from outlyne.model import wire
 from outlyne_dev.app_server import ROOT, free_port
+from outlyne_dev.processes import log_tail
 
 SCRIPT = ROOT / "scripts" / "serve_encoder.sh"
 BUILD_TIMEOUT_S = 900.0  # a cold build downloads PyTriton (Triton inside) and OpenVINO
@@ -86,10 +87,7 @@ class EncoderService:
         return self.workdir / f"service-{self.starts}.log"
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def start(self) -> None:
         """Start on the same ports as before; return once every model answers ready."""

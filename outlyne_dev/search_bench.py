@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from outlyne.search.fetch import FetchLimits, fetch_images
 from outlyne.search.galleries.folder import GalleryIndex
 from outlyne.search.rerank import rerank
 from outlyne.search.types import SearchRequest, SearchResult
+from outlyne_dev.local_http import BackgroundServer
 
 # --- a local HTTP server with canned responses ----------------------------------------------------------
 
@@ -47,14 +48,7 @@ class Route:
     send_length: bool = True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a route still sleeping must not block shutdown
-    # The default listen backlog of 5 drops connections when 8 arrive at once; the client's SYN retry
-    # then adds a full second, which would be measured as fetch time.
-    request_queue_size = 128
-
-
-class ImageServer:
+class ImageServer(BackgroundServer):
     """`with ImageServer({"/a.png": Route(png)}) as server: server.url("/a.png")`. Threaded, so slow routes
     do not hold up the others; records (path, Host header) of every request it saw."""
 
@@ -62,27 +56,13 @@ class ImageServer:
         self.routes = dict(routes)
         self.requests: list[tuple[str, str]] = []
         self.answered: list[str] = []  # paths whose response was written in full
-        self._server = _Server(("127.0.0.1", 0), self._handler_class())
+        super().__init__(self._handler_class())
         self.scheme = "https" if tls else "http"
         if tls:  # tests of certificate checks on pinned addresses
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
-        # A short poll interval: shutdown() waits up to one interval for the serving loop to notice.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"{self.scheme}://{host}:{self.port}{path}"
-
-    def __enter__(self) -> ImageServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self

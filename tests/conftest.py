@@ -1,15 +1,21 @@
-"""Session fixtures: the tiny random SigLIP checkpoint every model test runs the real code on."""
+"""Shared fixtures: the tiny random SigLIP checkpoint every model test runs the real code on, and the app
+(`python app.py`) the API, browser and hostile-input tests call."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from PIL import Image, ImageDraw
 
 from outlyne_dev.app_server import AppServer, shared_app_server
 from tests.support.fakes import FakeEncoder
 from tests.support.tiny_checkpoint import build_tiny_siglip
+
+if TYPE_CHECKING:
+    from gradio_client import Client
 
 # Tests never reach a hub: make any accidental download fail fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -73,3 +79,23 @@ def app(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> AppS
     """`python app.py` in a subprocess on the tiny checkpoint and a small local gallery, started once per
     test process and shared by the API, concurrency, browser and Docker tests."""
     return shared_app_server(tmp_path_factory.getbasetemp() / "app-server", tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def app_client(app: AppServer) -> Client:
+    """gradio_client's Client of the shared app, one per test module."""
+    from gradio_client import Client  # imported here: most tests never call the app
+
+    return Client(app.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def house_drawing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A house-like line drawing: black strokes on white, like a saved sketch."""
+    image = Image.new("RGB", (300, 240), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([80, 110, 220, 220], outline="black", width=4)
+    draw.line([(70, 115), (150, 40), (230, 115)], fill="black", width=4)
+    path = tmp_path_factory.mktemp("api") / "house.png"
+    image.save(path)
+    return path

@@ -12,28 +12,11 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from outlyne_dev.app_server import ROOT, AppServer
 
 EMPTY_CANVAS_MESSAGE = "Draw something first"
-
-
-@pytest.fixture(scope="module")
-def client(app: AppServer) -> Client:
-    return Client(app.url, verbose=False)
-
-
-@pytest.fixture(scope="module")
-def drawing(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A house-like line drawing: black strokes on white, like a saved sketch."""
-    image = Image.new("RGB", (300, 240), "white")
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([80, 110, 220, 220], outline="black", width=4)
-    draw.line([(70, 115), (150, 40), (230, 115)], fill="black", width=4)
-    path = tmp_path_factory.mktemp("api") / "house.png"
-    image.save(path)
-    return path
 
 
 def _save(tmp_path: Path, name: str, pixels: np.ndarray) -> Path:
@@ -42,16 +25,16 @@ def _save(tmp_path: Path, name: str, pixels: np.ndarray) -> Path:
     return path
 
 
-def test_the_api_is_exactly_interrogate_search_explain_and_share(client: Client) -> None:
-    api = client.view_api(print_info=False, return_format="dict")
+def test_the_api_is_exactly_interrogate_search_explain_and_share(app_client: Client) -> None:
+    api = app_client.view_api(print_info=False, return_format="dict")
     assert set(api["named_endpoints"]) == {"/interrogate", "/search", "/explain", "/share"}
     assert api["unnamed_endpoints"] == {}
     parameters = [p["parameter_name"] for p in api["named_endpoints"]["/search"]["parameters"]]
     assert parameters == ["image", "top_k", "max_results"]
 
 
-def test_interrogate_returns_ranked_concepts_and_a_query(client: Client, drawing: Path) -> None:
-    result = client.predict(handle_file(str(drawing)), api_name="/interrogate")
+def test_interrogate_returns_ranked_concepts_and_a_query(app_client: Client, house_drawing: Path) -> None:
+    result = app_client.predict(handle_file(str(house_drawing)), api_name="/interrogate")
     assert set(result) >= {"concepts", "query", "bbox", "timings_ms"}
     concepts = result["concepts"]
     assert len(concepts) == 5  # the server's default top-K
@@ -67,16 +50,16 @@ def test_interrogate_returns_ranked_concepts_and_a_query(client: Client, drawing
     assert {"normalize", "embed", "score"} <= set(result["timings_ms"])
 
 
-def test_interrogate_honours_top_k(client: Client, drawing: Path) -> None:
-    result = client.predict(handle_file(str(drawing)), top_k=3, api_name="/interrogate")
+def test_interrogate_honours_top_k(app_client: Client, house_drawing: Path) -> None:
+    result = app_client.predict(handle_file(str(house_drawing)), top_k=3, api_name="/interrogate")
     assert len(result["concepts"]) == 3
 
 
 def test_search_returns_the_interrogation_and_gallery_results(
-    client: Client, app: AppServer, drawing: Path
+    app_client: Client, app: AppServer, house_drawing: Path
 ) -> None:
-    interrogation = client.predict(handle_file(str(drawing)), api_name="/interrogate")
-    result = client.predict(handle_file(str(drawing)), max_results=6, api_name="/search")
+    interrogation = app_client.predict(handle_file(str(house_drawing)), api_name="/interrogate")
+    result = app_client.predict(handle_file(str(house_drawing)), max_results=6, api_name="/search")
     assert result["concepts"] == interrogation["concepts"]
     assert result["query"] == interrogation["query"]
     assert result["backend"] == "local"
@@ -106,21 +89,21 @@ def test_search_returns_the_interrogation_and_gallery_results(
 )
 @pytest.mark.parametrize("endpoint", ["/interrogate", "/search"])
 def test_an_empty_canvas_gives_the_documented_error(
-    client: Client, tmp_path: Path, pixels: np.ndarray, endpoint: str
+    app_client: Client, tmp_path: Path, pixels: np.ndarray, endpoint: str
 ) -> None:
     path = _save(tmp_path, "empty.png", pixels)
     with pytest.raises(AppError, match=EMPTY_CANVAS_MESSAGE):
-        client.predict(handle_file(str(path)), api_name=endpoint)
+        app_client.predict(handle_file(str(path)), api_name=endpoint)
 
 
-def test_no_image_at_all_gives_the_same_error(client: Client) -> None:
+def test_no_image_at_all_gives_the_same_error(app_client: Client) -> None:
     with pytest.raises(AppError, match=EMPTY_CANVAS_MESSAGE):
-        client.predict(None, api_name="/search")
+        app_client.predict(None, api_name="/search")
 
 
-def test_explain_returns_a_heatmap_grid_for_a_concept(client: Client, drawing: Path) -> None:
-    top = client.predict(handle_file(str(drawing)), api_name="/interrogate")["concepts"][0]["label"]
-    result = client.predict(handle_file(str(drawing)), label=top, api_name="/explain")
+def test_explain_returns_a_heatmap_grid_for_a_concept(app_client: Client, house_drawing: Path) -> None:
+    top = app_client.predict(handle_file(str(house_drawing)), api_name="/interrogate")["concepts"][0]["label"]
+    result = app_client.predict(handle_file(str(house_drawing)), label=top, api_name="/explain")
     assert result["label"] == top
     grid = result["grid"]
     assert len(grid) >= 2 and all(len(row) == len(grid) for row in grid)
@@ -129,16 +112,16 @@ def test_explain_returns_a_heatmap_grid_for_a_concept(client: Client, drawing: P
     assert result["runs"] >= 2  # the drawing itself and at least one erased cell
 
 
-def test_explaining_an_unknown_concept_says_so(client: Client, drawing: Path) -> None:
+def test_explaining_an_unknown_concept_says_so(app_client: Client, house_drawing: Path) -> None:
     with pytest.raises(AppError, match="is not one of the concepts"):
-        client.predict(handle_file(str(drawing)), label="no such thing at all", api_name="/explain")
+        app_client.predict(handle_file(str(house_drawing)), label="no such thing at all", api_name="/explain")
 
 
-def test_a_file_that_is_not_an_image_is_refused_in_plain_words(client: Client, tmp_path: Path) -> None:
+def test_a_file_that_is_not_an_image_is_refused_in_plain_words(app_client: Client, tmp_path: Path) -> None:
     path = tmp_path / "notes.png"
     path.write_bytes(b"this is not a picture")
     with pytest.raises(AppError, match="image") as raised:
-        client.predict(handle_file(str(path)), api_name="/interrogate")
+        app_client.predict(handle_file(str(path)), api_name="/interrogate")
     assert "Traceback" not in str(raised.value) and "preprocess" not in str(raised.value)
 
 

@@ -19,6 +19,12 @@ import pytest
 
 from outlyne.web.page import example_files
 from outlyne_dev.app_server import ROOT, AppServer
+from outlyne_dev.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,  # noqa: F401 - test_share_browser imports it from here
+    SETTLED_JS,
+    launch_chromium,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page, Request
@@ -27,30 +33,11 @@ expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "artifacts"
 WAIT_MS = 120_000  # generous: two shared cores; a timeout here means "never happened", not "slow"
 expect.set_options(timeout=WAIT_MS)  # expect() has its own 5 s default, apart from the page's
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-
-# True when the score view shows the answer to the page's latest change (web/live.py).
-SETTLED_JS = """() => {
-  const view = document.getElementById('outlyne-concepts');
-  const shown = view && view.querySelector('[data-version]');
-  return Boolean(window.outlyne && shown && Number(shown.dataset.version) === window.outlyne.want
-    && !view.classList.contains('outlyne-pending'));
-}"""
 
 
 @dataclass
@@ -73,10 +60,8 @@ class Traffic:
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail("Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launch_chromium() as launched:
         yield launched
-        launched.close()
 
 
 def _open(browser: Browser, app: AppServer, viewport: dict[str, int]) -> tuple[Page, Traffic]:

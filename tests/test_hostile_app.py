@@ -5,8 +5,6 @@ still answers a normal request and the gallery index is still valid."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,16 +15,12 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from outlyne.web.canvas import MAX_SKETCH_CHARS
-from outlyne_dev.app_server import ROOT, AppServer
+from outlyne_dev.app_server import AppServer
 from outlyne_dev.hostile import EPS_BYTES, drawing_png, png_declaring, truncated_png
 from outlyne_dev.queue_client import QueueClient
+from tests.support.outlyne_cli import run_outlyne
 
 BOMB = png_declaring(13000, 13000)
-
-
-@pytest.fixture(scope="module")
-def client(app: AppServer) -> Client:
-    return Client(app.url, verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +52,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("notes.png", "is not a PNG, JPEG, WebP, GIF or BMP image."),
     ],
 )
-def test_api_refuses_bad_images_in_one_sentence(client: Client, files, name: str, message: str) -> None:
+def test_api_refuses_bad_images_in_one_sentence(app_client: Client, files, name: str, message: str) -> None:
     with pytest.raises(AppError) as caught:
-        client.predict(handle_file(str(files[name])), api_name="/interrogate")
+        app_client.predict(handle_file(str(files[name])), api_name="/interrogate")
     text = str(caught.value)
     assert message in text
     assert "/tmp" not in text and "Traceback" not in text
@@ -123,8 +117,8 @@ def test_request_bodies_past_the_limit_are_refused(app: AppServer) -> None:
     assert response.status_code == 413
 
 
-def test_the_gallery_serves_indexed_images_only(app: AppServer, client: Client, files) -> None:
-    result = client.predict(handle_file(str(files["drawing.png"])), max_results=3, api_name="/search")
+def test_the_gallery_serves_indexed_images_only(app: AppServer, app_client: Client, files) -> None:
+    result = app_client.predict(handle_file(str(files["drawing.png"])), max_results=3, api_name="/search")
     for item in result["results"]:
         assert str(app.gallery) not in json.dumps(item)
     base = app.url.rstrip("/")
@@ -144,17 +138,12 @@ def test_the_gallery_serves_indexed_images_only(app: AppServer, client: Client, 
         assert b'"entries"' not in response.content
 
 
-def test_after_all_that_the_app_answers_and_the_index_is_valid(app: AppServer, client: Client, files) -> None:
-    result = client.predict(handle_file(str(files["drawing.png"])), api_name="/interrogate")
+def test_after_all_that_the_app_answers_and_the_index_is_valid(
+    app: AppServer, app_client: Client, files
+) -> None:
+    result = app_client.predict(handle_file(str(files["drawing.png"])), api_name="/interrogate")
     assert len(result["concepts"]) >= 1
-    done = subprocess.run(
-        [sys.executable, "-m", "outlyne", "index", str(app.gallery), "--json"],
-        env=app.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_outlyne(["index", str(app.gallery), "--json"], app.env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["rebuilt"] is None and report["added"] == 0 and report["unchanged"] >= 1

@@ -4,7 +4,6 @@ overlap take turns; a killed export leaves nothing behind for long."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,8 +22,7 @@ from outlyne.search.galleries.folder import INDEX_DIR, LOCK, MANIFEST, LocalGall
 from outlyne.search.types import SearchRequest
 
 from .support.fakes import FakeEncoder
-
-ROOT = Path(__file__).resolve().parent.parent
+from .support.outlyne_cli import ROOT, tiny_env
 
 
 @pytest.fixture
@@ -99,17 +97,6 @@ def test_index_runs_on_one_folder_take_turns(gallery: Path) -> None:
     assert report.rebuilt is None and report.added == 0 and report.unchanged == 6
 
 
-def _env(checkpoint: Path, cache: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "OUTLYNE_MODEL": str(checkpoint),
-        "OUTLYNE_CACHE_DIR": str(cache),
-        "OUTLYNE_PRECISION": "fp32",
-        "OUTLYNE_SEARCH": "none",
-        "OUTLYNE_THREADS": "1",
-    }
-
-
 def _export(env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "outlyne", "export", "--json"],
@@ -123,7 +110,7 @@ def _export(env: dict[str, str]) -> subprocess.Popen:
 
 def test_kill_9_during_export_then_two_exports_at_once(tiny_checkpoint: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    env = _env(tiny_checkpoint, cache)
+    env = tiny_env(tiny_checkpoint, cache)
     killed = _export(env)
     deadline = time.monotonic() + 300
     while not list((cache / "ir").glob(".staging-*")) and killed.poll() is None:

@@ -6,36 +6,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from outlyne_dev.hostile import EPS_BYTES, drawing_png, png_declaring, truncated_png
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _env(checkpoint: Path, cache: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "OUTLYNE_MODEL": str(checkpoint),
-        "OUTLYNE_CACHE_DIR": str(cache),
-        "OUTLYNE_PRECISION": "fp32",
-        "OUTLYNE_SEARCH": "none",
-        "OUTLYNE_THREADS": "1",
-    }
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "outlyne", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+from tests.support.outlyne_cli import run_outlyne, tiny_env
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +35,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def warm_env(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory, files) -> dict[str, str]:
     """The first run is on a cold cache (export, concept embeddings): its stdout must still be JSON only."""
-    env = _env(tiny_checkpoint, tmp_path_factory.mktemp("cold-cache"))
-    done = _run(["interrogate", str(files["drawing.png"]), "--json"], env)
+    env = tiny_env(tiny_checkpoint, tmp_path_factory.mktemp("cold-cache"))
+    done = run_outlyne(["interrogate", str(files["drawing.png"]), "--json"], env)
     assert done.returncode == 0, done.stderr
     assert "concepts" in json.loads(done.stdout)
     assert done.stderr.strip(), "a cold start says what it is doing, on stderr"
@@ -89,21 +65,25 @@ def _one_plain_line(done: subprocess.CompletedProcess) -> str:
     ],
 )
 def test_bad_images_are_one_plain_line(warm_env, files, name: str, expected: str) -> None:
-    assert _one_plain_line(_run(["interrogate", str(files[name]), "--json"], warm_env)) == expected
+    assert _one_plain_line(run_outlyne(["interrogate", str(files[name]), "--json"], warm_env)) == expected
 
 
 def test_unwritable_save_normalized_is_one_plain_line(warm_env, files) -> None:
-    done = _run(["interrogate", str(files["drawing.png"]), "--save-normalized", "/proc/x.png"], warm_env)
+    done = run_outlyne(
+        ["interrogate", str(files["drawing.png"]), "--save-normalized", "/proc/x.png"], warm_env
+    )
     assert _one_plain_line(done).startswith("outlyne: Cannot save the normalized sketch as x.png (")
 
 
 def test_deeply_nested_concepts_file_is_one_plain_line(warm_env, files) -> None:
-    done = _run(["interrogate", str(files["drawing.png"]), "--concepts", str(files["nested.json"])], warm_env)
+    done = run_outlyne(
+        ["interrogate", str(files["drawing.png"]), "--concepts", str(files["nested.json"])], warm_env
+    )
     assert _one_plain_line(done).endswith("is nested too deeply to be a concept file.")
 
 
 def test_a_10000_character_label_is_not_echoed_whole(warm_env, files) -> None:
-    done = _run(
+    done = run_outlyne(
         ["interrogate", str(files["drawing.png"]), "--concepts", str(files["long-label.json"])], warm_env
     )
     line = _one_plain_line(done)
@@ -112,7 +92,7 @@ def test_a_10000_character_label_is_not_echoed_whole(warm_env, files) -> None:
 
 @pytest.mark.parametrize("flag", [["--top", "0"], ["--top-k", "-3"]])
 def test_non_positive_counts_are_usage_errors(warm_env, files, flag: list[str]) -> None:
-    done = _run(["search", str(files["drawing.png"]), *flag], warm_env)
+    done = run_outlyne(["search", str(files["drawing.png"]), *flag], warm_env)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "must be a positive integer" in done.stderr
 
@@ -123,7 +103,7 @@ def test_a_cache_folder_that_cannot_be_written_is_one_plain_line(tiny_checkpoint
     else:
         cache = tmp_path / "read-only"
         cache.mkdir(mode=0o555)
-    done = _run(["interrogate", str(files["drawing.png"]), "--json"], _env(tiny_checkpoint, cache))
+    done = run_outlyne(["interrogate", str(files["drawing.png"]), "--json"], tiny_env(tiny_checkpoint, cache))
     assert _one_plain_line(done) == (
         "outlyne: The model cache folder (OUTLYNE_CACHE_DIR) cannot be used: permission denied."
     )

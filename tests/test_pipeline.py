@@ -6,9 +6,6 @@ from __future__ import annotations
 import http.server
 import io
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +25,7 @@ from outlyne.search.fetch import FetchLimits
 from outlyne.search.types import SearchRequest, SearchResult
 from outlyne.sketch.normalize import normalize
 from tests.support.fakes import FakeEncoder
+from tests.support.outlyne_cli import run_outlyne, tiny_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCEPTS = tuple(
@@ -261,17 +259,6 @@ def test_rerank_off_and_no_backend(encoder, tmp_path, thumbnail_server):
 # -- end to end on the tiny real checkpoint -------------------------------------------------------------
 
 
-def tiny_env(tiny_checkpoint: Path, cache: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "OUTLYNE_MODEL": str(tiny_checkpoint),
-        "OUTLYNE_CACHE_DIR": str(cache),
-        "OUTLYNE_PRECISION": "fp32",
-        "OUTLYNE_SEARCH": "none",
-        "OUTLYNE_THREADS": "1",
-    }
-
-
 def test_get_pipeline_builds_once_per_config(tiny_checkpoint, tmp_path):
     config = Config.from_env(tiny_env(tiny_checkpoint, tmp_path / "cache"))
     first = get_pipeline(config)
@@ -284,14 +271,9 @@ def test_get_pipeline_builds_once_per_config(tiny_checkpoint, tmp_path):
 def test_interrogate_cli_json_and_empty_canvas(tiny_checkpoint, tmp_path):
     env = tiny_env(tiny_checkpoint, tmp_path / "cache")
     saved = tmp_path / "normalized.png"
-    command = [sys.executable, "-m", "outlyne", "interrogate", str(ROOT / "examples" / "sun.png")]
-    done = subprocess.run(
-        [*command, "--top-k", "4", "--json", "--save-normalized", str(saved)],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
+    sun = str(ROOT / "examples" / "sun.png")
+    done = run_outlyne(
+        ["interrogate", sun, "--top-k", "4", "--json", "--save-normalized", str(saved)], env, timeout=300
     )
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
@@ -303,14 +285,7 @@ def test_interrogate_cli_json_and_empty_canvas(tiny_checkpoint, tmp_path):
 
     blank = tmp_path / "blank.png"
     Image.new("RGB", (120, 90), "white").save(blank)
-    done = subprocess.run(
-        [sys.executable, "-m", "outlyne", "interrogate", str(blank), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    done = run_outlyne(["interrogate", str(blank), "--json"], env, timeout=300)
     assert done.returncode != 0
     assert done.stdout == ""
     # With the caches warm (the first run above built them) the error is the only line: no traceback.

@@ -9,36 +9,21 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image, ImageDraw
 
 from outlyne_dev.app_server import AppServer
 
 SHARE_LINK = re.compile(r"^http://127\.0\.0\.1:\d+/\?share=([A-Za-z0-9_-]{22})$")
 
 
-@pytest.fixture(scope="module")
-def client(app: AppServer) -> Client:
-    return Client(app.url, verbose=False)
-
-
-@pytest.fixture(scope="module")
-def drawing(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    image = Image.new("RGB", (300, 240), "white")
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([80, 110, 220, 220], outline="black", width=4)
-    draw.line([(70, 115), (150, 40), (230, 115)], fill="black", width=4)
-    path = tmp_path_factory.mktemp("share-api") / "house.png"
-    image.save(path)
-    return path
-
-
-def test_share_returns_a_link_to_the_stored_run(app: AppServer, client: Client, drawing: Path) -> None:
-    link = client.predict(handle_file(str(drawing)), api_name="/share")
+def test_share_returns_a_link_to_the_stored_run(
+    app: AppServer, app_client: Client, house_drawing: Path
+) -> None:
+    link = app_client.predict(handle_file(str(house_drawing)), api_name="/share")
     match = SHARE_LINK.match(link)
     assert match, link
     stored = Path(app.env["OUTLYNE_CACHE_DIR"]) / "shares" / f"{match.group(1)}.json"
     record = json.loads(stored.read_text())
-    searched = client.predict(handle_file(str(drawing)), api_name="/search")
+    searched = app_client.predict(handle_file(str(house_drawing)), api_name="/search")
     # The same run as `search` gives for the same file...
     assert [c["label"] for c in record["concepts"]] == [c["label"] for c in searched["concepts"]]
     assert record["query"] == searched["query"]
@@ -50,6 +35,6 @@ def test_share_returns_a_link_to_the_stored_run(app: AppServer, client: Client, 
     assert all(r["thumbnail"].startswith("/outlyne/gallery/") for r in record["results"])
 
 
-def test_share_without_an_image_is_one_plain_sentence(client: Client) -> None:
+def test_share_without_an_image_is_one_plain_sentence(app_client: Client) -> None:
     with pytest.raises(AppError, match="Draw something first"):
-        client.predict(None, api_name="/share")
+        app_client.predict(None, api_name="/share")

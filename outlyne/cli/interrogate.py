@@ -6,8 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from outlyne.cli.configured import config_with
 from outlyne.cli.output import positive_int, print_json
-from outlyne.config import Config
 from outlyne.errors import OutlyneError, shorten
 
 
@@ -39,9 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from outlyne.pipeline import InterrogateOptions, get_pipeline
     from outlyne.progress import progress_to_stderr
 
-    config = Config.from_env()
-    if args.concepts:
-        config = config.with_options(concepts_path=args.concepts)
+    config = config_with(concepts_path=args.concepts)
     if args.out and not args.explain:
         raise OutlyneError("--out saves the heatmap of --explain LABEL: name the concept too.")
     pipeline = get_pipeline(config, progress=progress_to_stderr)

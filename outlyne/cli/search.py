@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from outlyne.cli.configured import config_with
 from outlyne.cli.output import positive_int, print_json
-from outlyne.config import Config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,9 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.image is None and not args.query:
         raise OutlyneError("Give a sketch image, or --query TEXT, or both.")
-    config = Config.from_env()
-    if args.backend:
-        config = config.with_options(search=args.backend)
+    config = config_with(search=args.backend)
     pipeline = get_pipeline(config, progress=progress_to_stderr)
     outcome = pipeline.search(
         args.image,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from outlyne.cli.configured import config_with
 from outlyne.cli.output import print_json
-from outlyne.config import Config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,9 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from outlyne.search.backends import build_web_engines
     from outlyne.search.check import DEFAULT_QUERY, check_engines, format_table
 
-    config = Config.from_env()
-    if args.search:
-        config = config.with_options(search=args.search)
+    config = config_with(search=args.search)
     engines, skipped = build_web_engines(config)
     if not engines:
         raise OutlyneError(f"OUTLYNE_SEARCH={config.search!r} names no web engine to check.")

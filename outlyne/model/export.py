@@ -62,19 +62,17 @@ def _towers(model):
     """Two torch modules returning the pooled (un-normalized) embeddings, as get_*_features does."""
     import torch
 
-    class VisionTower(torch.nn.Module):
+    class Tower(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
+    # Each forward keeps the model's own argument name: convert_text's dynamic_shapes name `input_ids`.
+    class VisionTower(Tower):
         def forward(self, pixel_values):
             return self.model.get_image_features(pixel_values=pixel_values).pooler_output
 
-    class TextTower(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
+    class TextTower(Tower):
         def forward(self, input_ids):
             return self.model.get_text_features(input_ids=input_ids).pooler_output
 

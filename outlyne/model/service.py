@@ -141,22 +141,20 @@ def serve(options: ServiceOptions, config: Config) -> None:
     # its workspace (~22 MB under ~/.cache/pytriton) instead of leaving it and a tritonserver behind.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with Triton(config=triton_config, security_config=security) as triton:
-        triton.bind(
-            model_name=wire.vision_model(options.name),
-            infer_func=embed_images,
-            inputs=[Tensor(name=wire.IMAGES, dtype=np.uint8, shape=(spec.height, spec.width, 3))],
-            outputs=[embeddings],
-            config=batching(options.max_batch_size),
-            strict=True,
-        )
-        triton.bind(
-            model_name=wire.text_model(options.name),
-            infer_func=embed_texts,
-            inputs=[Tensor(name=wire.TEXTS, dtype=bytes, shape=(1,))],
-            outputs=[embeddings],
-            config=batching(options.max_batch_size),
-            strict=True,
-        )
+        image_input = Tensor(name=wire.IMAGES, dtype=np.uint8, shape=(spec.height, spec.width, 3))
+        text_input = Tensor(name=wire.TEXTS, dtype=bytes, shape=(1,))
+        for model_name, infer_func, model_input in (
+            (wire.vision_model(options.name), embed_images, image_input),
+            (wire.text_model(options.name), embed_texts, text_input),
+        ):  # the two towers are served alike: batched, one embedding out per input
+            triton.bind(
+                model_name=model_name,
+                infer_func=infer_func,
+                inputs=[model_input],
+                outputs=[embeddings],
+                config=batching(options.max_batch_size),
+                strict=True,
+            )
         triton.bind(
             model_name=wire.info_model(options.name),
             infer_func=describe,

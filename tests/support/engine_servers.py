@@ -21,9 +21,11 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from outlyne_dev.local_http import BackgroundServer
 
 
 @dataclass(frozen=True)
@@ -48,35 +50,21 @@ class Reply:
 Handler = Callable[[Seen], Reply]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
-
-
-class EngineServer:
+class EngineServer(BackgroundServer):
     """`with EngineServer(handler) as server: server.url("/v1/images/")`."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(self._handler_class())
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base_url + path
-
-    def __enter__(self) -> EngineServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _record(self, seen: Seen) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from outlyne_dev.app_server import free_port
+from outlyne_dev.processes import stop_process
 
 START_TIMEOUT_S = 60.0
 
@@ -26,13 +27,7 @@ class MilvusServer:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=20)
+        stop_process(self.process, timeout=20)
 
 
 def start_milvus_server(data_dir: Path) -> MilvusServer:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from outlyne.search.engines.parsing import as_int, clean_text, web_url
+from outlyne.search.engines.parsing import as_int, clean_text, read_rows, web_url
+from outlyne.search.engines.words import WordSearch
 from outlyne.search.report import ENGINE_ERROR, NO_RESULTS, OFFLINE, RATE_LIMITED, TIMED_OUT, EngineFailure
 from outlyne.search.types import SearchRequest, SearchResult
 
@@ -45,26 +46,23 @@ def default_client(timeout: float) -> ImagesClient:
 def parse(rows: Any) -> list[SearchResult]:
     """ddgs image dicts -> results. Rows without a thumbnail are dropped (thumbnails are what we show and
     re-rank, since image hosts block hot-linking); `engine_rank` keeps ddgs' position."""
-    results = []
-    for position, row in enumerate(rows if isinstance(rows, list) else []):
-        if not isinstance(row, Mapping):
-            continue
-        thumbnail = web_url(row.get("thumbnail"))
-        if not thumbnail:
-            continue
-        results.append(
-            SearchResult(
-                title=clean_text(row.get("title")),
-                thumbnail=thumbnail,
-                image=web_url(row.get("image")) or thumbnail,
-                url=web_url(row.get("url")),
-                source=clean_text(row.get("source")),
-                width=as_int(row.get("width")),
-                height=as_int(row.get("height")),
-                engine_rank=position,
-            )
-        )
-    return results
+    return read_rows(rows if isinstance(rows, list) else [], _result)
+
+
+def _result(position: int, row: Mapping[str, Any]) -> SearchResult | None:
+    thumbnail = web_url(row.get("thumbnail"))
+    if not thumbnail:
+        return None
+    return SearchResult(
+        title=clean_text(row.get("title")),
+        thumbnail=thumbnail,
+        image=web_url(row.get("image")) or thumbnail,
+        url=web_url(row.get("url")),
+        source=clean_text(row.get("source")),
+        width=as_int(row.get("width")),
+        height=as_int(row.get("height")),
+        engine_rank=position,
+    )
 
 
 def _causes(error: BaseException) -> list[BaseException]:
@@ -98,11 +96,9 @@ def classify(error: BaseException) -> EngineFailure:
     return EngineFailure(ENGINE_ERROR, clean_text(str(error), 120))
 
 
-class Engine:
+class Engine(WordSearch):
     name = NAME
     title = TITLE
-    supports_text_query = True
-    ranks_visually = False
     filters_mature = True
     empty_is_suspect = True
 

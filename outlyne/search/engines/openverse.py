@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 
 from outlyne.search.engines.http import Pacer, make_client, request_json, user_agent
-from outlyne.search.engines.parsing import as_int, clean_text, web_url
+from outlyne.search.engines.parsing import as_int, clean_text, read_rows, results_list, web_url
+from outlyne.search.engines.words import WordSearch
 from outlyne.search.report import ENGINE_ERROR, EngineFailure
 from outlyne.search.types import SearchRequest, SearchResult
 
@@ -56,42 +57,33 @@ def licence_name(code: str, version: str) -> str:
 
 def parse(data: Any) -> list[SearchResult]:
     """/v1/images/ JSON -> results, in the API's order. Rows with no picture to show are dropped."""
-    rows = data.get("results") if isinstance(data, Mapping) else None
-    if not isinstance(rows, list):
-        raise EngineFailure(ENGINE_ERROR, "unexpected answer (no results list)")
-    results = []
-    for position, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            continue
-        image = web_url(row.get("url"))
-        thumbnail = web_url(row.get("thumbnail")) or image
-        page = web_url(row.get("foreign_landing_url"))
-        if not thumbnail:
-            continue
-        results.append(
-            SearchResult(
-                title=clean_text(row.get("title")),
-                thumbnail=thumbnail,
-                image=image or thumbnail,
-                url=page,
-                source=clean_text(row.get("source") or row.get("provider")) or TITLE,
-                width=as_int(row.get("width")),
-                height=as_int(row.get("height")),
-                engine_rank=position,
-                licence=licence_name(str(row.get("license") or ""), str(row.get("license_version") or ""))
-                or None,
-                licence_url=web_url(row.get("license_url")) or None,
-                creator=clean_text(row.get("creator")) or None,
-            )
-        )
-    return results
+    return read_rows(results_list(data), _result)
 
 
-class Engine:
+def _result(position: int, row: Mapping[str, Any]) -> SearchResult | None:
+    image = web_url(row.get("url"))
+    thumbnail = web_url(row.get("thumbnail")) or image
+    page = web_url(row.get("foreign_landing_url"))
+    if not thumbnail:
+        return None
+    return SearchResult(
+        title=clean_text(row.get("title")),
+        thumbnail=thumbnail,
+        image=image or thumbnail,
+        url=page,
+        source=clean_text(row.get("source") or row.get("provider")) or TITLE,
+        width=as_int(row.get("width")),
+        height=as_int(row.get("height")),
+        engine_rank=position,
+        licence=licence_name(str(row.get("license") or ""), str(row.get("license_version") or "")) or None,
+        licence_url=web_url(row.get("license_url")) or None,
+        creator=clean_text(row.get("creator")) or None,
+    )
+
+
+class Engine(WordSearch):
     name = NAME
     title = TITLE
-    supports_text_query = True
-    ranks_visually = False
     filters_mature = True  # `mature=false` unless safe search is off
     empty_is_suspect = False
 

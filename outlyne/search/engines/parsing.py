@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from outlyne.search.report import ENGINE_ERROR, EngineFailure
+from outlyne.search.types import SearchResult
 
 MAX_TEXT = 300  # characters kept of a title or a creator's name
 MAX_URL = 2048
@@ -42,3 +47,26 @@ def web_url(value: object) -> str:
     if len(url) > MAX_URL or not url.lower().startswith(("http://", "https://")):
         return ""
     return url
+
+
+def results_list(data: Any) -> list[Any]:
+    """The `results` list of an answer shaped {"results": [...]}, or EngineFailure when it has none."""
+    rows = data.get("results") if isinstance(data, Mapping) else None
+    if not isinstance(rows, list):
+        raise EngineFailure(ENGINE_ERROR, "unexpected answer (no results list)")
+    return rows
+
+
+def read_rows(
+    rows: list[Any], read: Callable[[int, Mapping[str, Any]], SearchResult | None]
+) -> list[SearchResult]:
+    """`read(position, row)` for each row that is a JSON object, in the engine's order; rows it finds
+    nothing to show in (None) are dropped. The position counts every row, so it stays the engine's own
+    rank when a malformed row is skipped."""
+    results = []
+    for position, row in enumerate(rows):
+        if isinstance(row, Mapping):
+            result = read(position, row)
+            if result is not None:
+                results.append(result)
+    return results

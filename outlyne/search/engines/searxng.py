@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 
 from outlyne.search.engines.http import make_client, request_json, user_agent
-from outlyne.search.engines.parsing import as_int, clean_text, web_url
+from outlyne.search.engines.parsing import as_int, clean_text, read_rows, results_list, web_url
+from outlyne.search.engines.words import WordSearch
 from outlyne.search.report import ENGINE_ERROR, EngineFailure
 from outlyne.search.types import SearchRequest, SearchResult
 
@@ -37,38 +38,30 @@ def _size(resolution: object) -> tuple[int | None, int | None]:
 
 
 def parse(data: Any) -> list[SearchResult]:
-    rows = data.get("results") if isinstance(data, Mapping) else None
-    if not isinstance(rows, list):
-        raise EngineFailure(ENGINE_ERROR, "unexpected answer (no results list)")
-    results = []
-    for position, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            continue
-        image = web_url(row.get("img_src"))
-        thumbnail = web_url(row.get("thumbnail_src")) or image
-        if not thumbnail:  # a web-page result mixed into the images category
-            continue
-        width, height = _size(row.get("resolution"))
-        results.append(
-            SearchResult(
-                title=clean_text(row.get("title")),
-                thumbnail=thumbnail,
-                image=image or thumbnail,
-                url=web_url(row.get("url")),
-                source=clean_text(row.get("engine")) or TITLE,
-                width=width,
-                height=height,
-                engine_rank=position,
-            )
-        )
-    return results
+    return read_rows(results_list(data), _result)
 
 
-class Engine:
+def _result(position: int, row: Mapping[str, Any]) -> SearchResult | None:
+    image = web_url(row.get("img_src"))
+    thumbnail = web_url(row.get("thumbnail_src")) or image
+    if not thumbnail:  # a web-page result mixed into the images category
+        return None
+    width, height = _size(row.get("resolution"))
+    return SearchResult(
+        title=clean_text(row.get("title")),
+        thumbnail=thumbnail,
+        image=image or thumbnail,
+        url=web_url(row.get("url")),
+        source=clean_text(row.get("engine")) or TITLE,
+        width=width,
+        height=height,
+        engine_rank=position,
+    )
+
+
+class Engine(WordSearch):
     name = NAME
     title = TITLE
-    supports_text_query = True
-    ranks_visually = False
     filters_mature = True  # passes safe search on to the instance's engines
     empty_is_suspect = False
 

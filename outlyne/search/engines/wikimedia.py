@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 from outlyne.search.engines.http import make_client, request_json, user_agent
-from outlyne.search.engines.parsing import as_int, clean_text, web_url
+from outlyne.search.engines.parsing import as_int, clean_text, read_rows, web_url
+from outlyne.search.engines.words import WordSearch
 from outlyne.search.report import ENGINE_ERROR, RATE_LIMITED, EngineFailure
 from outlyne.search.types import SearchRequest, SearchResult
 
@@ -67,39 +68,36 @@ def parse(data: Any) -> list[SearchResult]:
         raise EngineFailure(ENGINE_ERROR, "unexpected answer (no pages list)")
     pages = [p for p in pages if isinstance(p, Mapping)]
     pages.sort(key=lambda p: as_int(p.get("index")) or 0)  # generator results come unordered
-    results = []
-    for position, page in enumerate(pages):
-        infos = page.get("imageinfo")
-        info = infos[0] if isinstance(infos, list) and infos and isinstance(infos[0], Mapping) else None
-        if info is None:
-            continue
-        image = web_url(info.get("url"))
-        thumbnail = web_url(info.get("thumburl")) or image
-        if not thumbnail:
-            continue
-        results.append(
-            SearchResult(
-                title=_title(page, info),
-                thumbnail=thumbnail,
-                image=image or thumbnail,
-                url=web_url(info.get("descriptionurl")),
-                source=TITLE,
-                width=as_int(info.get("width")),
-                height=as_int(info.get("height")),
-                engine_rank=position,
-                licence=clean_text(_metadata(info, "LicenseShortName")) or None,
-                licence_url=web_url(_metadata(info, "LicenseUrl")) or None,
-                creator=clean_text(_metadata(info, "Artist")) or None,
-            )
-        )
-    return results
+    return read_rows(pages, _result)
 
 
-class Engine:
+def _result(position: int, page: Mapping[str, Any]) -> SearchResult | None:
+    infos = page.get("imageinfo")
+    info = infos[0] if isinstance(infos, list) and infos and isinstance(infos[0], Mapping) else None
+    if info is None:
+        return None
+    image = web_url(info.get("url"))
+    thumbnail = web_url(info.get("thumburl")) or image
+    if not thumbnail:
+        return None
+    return SearchResult(
+        title=_title(page, info),
+        thumbnail=thumbnail,
+        image=image or thumbnail,
+        url=web_url(info.get("descriptionurl")),
+        source=TITLE,
+        width=as_int(info.get("width")),
+        height=as_int(info.get("height")),
+        engine_rank=position,
+        licence=clean_text(_metadata(info, "LicenseShortName")) or None,
+        licence_url=web_url(_metadata(info, "LicenseUrl")) or None,
+        creator=clean_text(_metadata(info, "Artist")) or None,
+    )
+
+
+class Engine(WordSearch):
     name = NAME
     title = TITLE
-    supports_text_query = True
-    ranks_visually = False
     filters_mature = False
     empty_is_suspect = False
 

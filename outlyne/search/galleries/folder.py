@@ -32,6 +32,7 @@ from outlyne.errors import OutlyneError, SearchUnavailable
 from outlyne.files import atomic_write, sha256_file
 from outlyne.images import DEFAULT_LIMITS, ImageLimits
 from outlyne.model.embedder import Embedder
+from outlyne.search.galleries.embedding import EmbeddingSearch
 from outlyne.search.galleries.scan import (
     INDEX_DIR,
     EmbeddedBatch,
@@ -327,7 +328,7 @@ def blend_query(
     return ((1.0 - text_weight) * image + text_weight * text).astype(np.float32)
 
 
-class LocalGalleryBackend:
+class LocalGalleryBackend(EmbeddingSearch):
     """OUTLYNE_SEARCH=local:FOLDER. Ranks the folder's images by similarity to the sketch, optionally
     blended with the query's text embedding when the request carries one, weighted by the request's
     `text_weight` or else this backend's default.
@@ -337,8 +338,6 @@ class LocalGalleryBackend:
     """
 
     name = "local"
-    supports_text_query = False  # searches by embedding; the query's text embedding may be blended in
-    ranks_visually = True
 
     def __init__(
         self,

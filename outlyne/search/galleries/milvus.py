@@ -33,6 +33,7 @@ from PIL import Image
 from outlyne.errors import OutlyneError, SearchUnavailable, first_line
 from outlyne.images import DEFAULT_LIMITS, ImageLimits
 from outlyne.model.embedder import Embedder
+from outlyne.search.galleries.embedding import EmbeddingSearch
 from outlyne.search.galleries.folder import blend_query
 from outlyne.search.galleries.scan import (
     EmbeddedBatch,
@@ -310,15 +311,13 @@ def index_into_milvus(
     return IndexReport(result.added, result.updated, len(plan.removed), len(plan.unchanged), result.skipped)
 
 
-class MilvusGalleryBackend:
+class MilvusGalleryBackend(EmbeddingSearch):
     """OUTLYNE_SEARCH=milvus:URI. Ranks the gallery's images by similarity to the sketch, blended with the
     query's text embedding as the folder gallery does. Stateless apart from the connection, so any number
     of app processes can search one Milvus server. Its images are served like a folder gallery's
     (`open_served`), and only those the collection holds."""
 
     name = "milvus"
-    supports_text_query = False  # searches by embedding; the query's text embedding may be blended in
-    ranks_visually = True
 
     def __init__(
         self,
