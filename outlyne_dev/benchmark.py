@@ -48,6 +48,15 @@ def build_random_checkpoint(folder: Path) -> Path:
     return build_random_siglip(Path(folder))
 
 
+def checkpoint_to_measure(given: Path | None, workdir: Path) -> Path:
+    """The measuring scripts' checkpoint: the one given, else the base architecture with random weights
+    (timing and memory do not depend on weight values), built once in `workdir`."""
+    if given is not None:
+        return given.resolve()
+    print("building the random-weight base checkpoint (once)", file=sys.stderr)
+    return build_random_checkpoint(workdir / "siglip-base-patch16-224-random").resolve()
+
+
 def _percentiles(samples_ms: list[float]) -> dict[str, float]:
     values = np.asarray(samples_ms)
     return {

@@ -3,7 +3,7 @@
     python scripts/measure_app.py [--workdir DIR] [--checkpoint DIR] [--starts 3] [--searches 50] [--json]
 
 1. Start-up: the real siglip-base-patch16-224 architecture with random weights (timing does not depend on
-   weight values; built once by outlyne_dev.benchmark.build_random_checkpoint unless --checkpoint is given),
+   weight values; built once by outlyne_dev.benchmark.checkpoint_to_measure unless --checkpoint is given),
    baked with the Dockerfile's own build steps, then `python app.py` started --starts times: seconds from
    process start until the page answers 200.
 2. Memory: one server with the local-folder backend; resident memory (RSS) of the serving process after
@@ -37,6 +37,7 @@ from outlyne_dev.app_server import (  # noqa: E402 - the repo root must be impor
     make_gallery,
     wait_until_answers,
 )
+from outlyne_dev.benchmark import checkpoint_to_measure  # noqa: E402
 
 
 def machine() -> dict[str, object]:
@@ -61,7 +62,16 @@ def machine() -> dict[str, object]:
     }
 
 
-def launch(env: dict[str, str], workdir: Path, name: str) -> tuple[AppServer, float]:
+def measuring_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every measuring script here shares: where to work, which checkpoint, JSON out."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "outlyne-measure")
+    parser.add_argument("--checkpoint", type=Path, help="a SigLIP checkpoint folder (default: random base)")
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def launch(env: dict[str, str], workdir: Path, name: str, timeout: float = 600) -> tuple[AppServer, float]:
     """Start `python app.py` and return it with the seconds it took to answer its page."""
     port = free_port()
     env = {**env, "GRADIO_SERVER_PORT": str(port)}
@@ -72,7 +82,7 @@ def launch(env: dict[str, str], workdir: Path, name: str) -> tuple[AppServer, fl
             [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     server = AppServer(f"http://127.0.0.1:{port}/", process, log_path, Path(), env)
-    wait_until_answers(server, timeout=600)
+    wait_until_answers(server, timeout=timeout)
     return server, time.perf_counter() - start
 
 
@@ -140,26 +150,18 @@ def to_markdown(report: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "outlyne-measure")
-    parser.add_argument("--checkpoint", type=Path, help="a SigLIP checkpoint folder (default: random base)")
+    parser = measuring_parser(__doc__)
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--searches", type=int, default=50)
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.searches < 1 or args.starts < 1:
         parser.error("--starts and --searches must be positive")
 
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        from outlyne_dev.benchmark import build_random_checkpoint
-
-        print("building the random-weight base checkpoint (once)", file=sys.stderr)
-        checkpoint = build_random_checkpoint(workdir / "siglip-base-patch16-224-random")
+    checkpoint = checkpoint_to_measure(args.checkpoint, workdir)
     gallery = make_gallery(workdir / "gallery", count=60)
-    env = app_environment(workdir, checkpoint.resolve(), gallery, free_port())
+    env = app_environment(workdir, checkpoint, gallery, free_port())
     print("baking the cache with the Dockerfile's steps and indexing the gallery", file=sys.stderr)
     bake_like_the_image(gallery, env, timeout=3600)  # a base-architecture export takes minutes
 

@@ -18,7 +18,6 @@ a hanging search engine.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import socket
@@ -35,9 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from measure_app import launch, machine  # noqa: E402 - same folder
+from measure_app import launch, machine, measuring_parser  # noqa: E402 - same folder
 
 from outlyne_dev.app_server import app_environment, bake_like_the_image, free_port, make_gallery  # noqa: E402
+from outlyne_dev.benchmark import checkpoint_to_measure  # noqa: E402
 from outlyne_dev.hostile import EPS_BYTES, drawing_png, encoded, png_declaring, truncated_png  # noqa: E402
 from outlyne_dev.queue_client import QueueClient  # noqa: E402
 
@@ -221,25 +221,17 @@ def measure_lanes(server, workdir: Path, calls: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "outlyne-measure")
-    parser.add_argument("--checkpoint", type=Path, help="a SigLIP checkpoint folder (default: random base)")
+    parser = measuring_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--precision", help="OUTLYNE_PRECISION for the measured app (default: the default)")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        from outlyne_dev.benchmark import build_random_checkpoint
-
-        print("building the random-weight base checkpoint (once)", file=sys.stderr)
-        checkpoint = build_random_checkpoint(workdir / "siglip-base-patch16-224-random")
+    checkpoint = checkpoint_to_measure(args.checkpoint, workdir)
     gallery = make_gallery(workdir / "gallery", count=8)
     proxy = HangingProxy()
-    env = app_environment(workdir, checkpoint.resolve(), gallery, free_port())
+    env = app_environment(workdir, checkpoint, gallery, free_port())
     if args.precision:
         env["OUTLYNE_PRECISION"] = args.precision
     print("baking the cache with the Dockerfile's steps", file=sys.stderr)

@@ -4,7 +4,7 @@
                                    [--threads 2] [--concepts FILE] [--first-start] [--json]
 
 The real siglip-base-patch16-224 architecture with random weights (timing does not depend on weight
-values; built once by outlyne_dev.benchmark.build_random_checkpoint unless --checkpoint is given), at
+values; built once by outlyne_dev.benchmark.checkpoint_to_measure unless --checkpoint is given), at
 OUTLYNE_PRECISION=int8-static with OUTLYNE_THREADS=--threads, served by `python app.py` with the local
 gallery backend and driven by Debian's chromium through Playwright (launch flags of the browser tests).
 
@@ -26,7 +26,6 @@ import json
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,51 +34,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from measure_app import machine  # noqa: E402 - scripts/ is this script's own folder on sys.path
+from measure_app import launch, machine  # noqa: E402 - scripts/ is this script's own folder on sys.path
 
 from outlyne_dev.app_server import (  # noqa: E402 - the repo root must be importable first
-    AppServer,
     app_environment,
     bake_like_the_image,
     free_port,
     make_gallery,
-    wait_until_answers,
 )
-from outlyne_dev.benchmark import build_random_checkpoint  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
-SETTLED_JS = """() => {
-  const view = document.getElementById('outlyne-concepts');
-  const shown = view && view.querySelector('[data-version]');
-  return Boolean(window.outlyne && shown && Number(shown.dataset.version) === window.outlyne.want
-    && !view.classList.contains('outlyne-pending'));
-}"""
+from outlyne_dev.benchmark import checkpoint_to_measure  # noqa: E402
+from outlyne_dev.browser import SETTLED_JS, launch_chromium  # noqa: E402
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {"p50": round(statistics.median(ordered), 1), "p95": round(p95, 1), "max": round(ordered[-1], 1)}
-
-
-def start_app(env: dict[str, str], workdir: Path, timeout: float) -> tuple[AppServer, float]:
-    port = free_port()
-    env = {**env, "GRADIO_SERVER_PORT": str(port)}
-    log_path = workdir / "app.log"
-    with log_path.open("w") as log:
-        start = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    server = AppServer(f"http://127.0.0.1:{port}/", process, log_path, Path(), env)
-    wait_until_answers(server, timeout=timeout)
-    return server, time.perf_counter() - start
 
 
 def wait_until_prepared(url: str, workdir: Path) -> None:
@@ -106,10 +76,7 @@ def stroke_points(index: int) -> list[tuple[float, float]]:
 
 
 def measure_page(url: str, strokes: int, explains: int) -> dict[str, object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with launch_chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.set_default_timeout(1_800_000)  # a busy machine is slow, not broken
         requests: list[str] = []
@@ -172,7 +139,6 @@ def measure_page(url: str, strokes: int, explains: int) -> dict[str, object]:
             if match:
                 explain_runs.append(int(match.group(1)))
                 explain_server.append(float(match.group(2)) * (1000 if match.group(3) == "s" else 1))
-        browser.close()
     return {
         **result,
         "explain_tap_to_heatmap_ms": percentiles(explain_wall) if explain_wall else None,
@@ -201,7 +167,7 @@ def main() -> int:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="outlyne-live-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    checkpoint = args.checkpoint or build_random_checkpoint(workdir / "siglip-base-random")
+    checkpoint = checkpoint_to_measure(args.checkpoint, workdir)
     gallery = make_gallery(workdir / "gallery")
     env = app_environment(workdir, checkpoint, gallery, free_port())
     env.update(OUTLYNE_PRECISION="int8-static", OUTLYNE_THREADS=str(args.threads))
@@ -217,7 +183,7 @@ def main() -> int:
         if args.first_start:
             shutil.rmtree(workdir / "cache", ignore_errors=True)
             start = time.perf_counter()
-            server, seconds = start_app(env, workdir, timeout=3600)
+            server, seconds = launch(env, workdir, "first-start", timeout=3600)
             report["first_start_page_answers_s"] = round(seconds, 1)
             try:
                 wait_until_prepared(server.url, workdir)
@@ -226,7 +192,7 @@ def main() -> int:
                 server.stop()
             # The cache is now warm: the bake below only indexes the gallery (the app does not index).
         bake_like_the_image(gallery, env, timeout=3600)
-        server, seconds = start_app(env, workdir, timeout=600)
+        server, seconds = launch(env, workdir, "app")
         report["warm_start_s"] = round(seconds, 1)
         try:
             report.update(measure_page(server.url, args.strokes, args.explains))

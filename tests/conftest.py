@@ -99,3 +99,15 @@ def house_drawing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("api") / "house.png"
     image.save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium under Playwright (outlyne_dev/browser.py), one per test module. A missing
+    chromium or Playwright fails the browser tests; it never skips them."""
+    from outlyne_dev.browser import CHROMIUM, launch_chromium
+
+    if not CHROMIUM.exists():
+        pytest.fail("Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    with launch_chromium() as launched:
+        yield launched

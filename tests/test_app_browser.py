@@ -19,12 +19,7 @@ import pytest
 
 from outlyne.web.page import example_files
 from outlyne_dev.app_server import ROOT, AppServer
-from outlyne_dev.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,  # noqa: F401 - test_share_browser imports it from here
-    SETTLED_JS,
-    launch_chromium,
-)
+from outlyne_dev.browser import SETTLED_JS
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page, Request
@@ -54,14 +49,6 @@ class Traffic:
             self.joins.append(request.post_data or "")
         elif "/upload" in request.url:
             self.uploads.append(request.url)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
-    with launch_chromium() as launched:
-        yield launched
 
 
 def _open(browser: Browser, app: AppServer, viewport: dict[str, int]) -> tuple[Page, Traffic]:

@@ -22,8 +22,6 @@ from outlyne_dev.app_server import AppServer
 
 from .test_app_browser import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     WAIT_MS,
     _best_guess,
     _draw_house,
@@ -50,16 +48,6 @@ INK_JS = """() => {
   for (let i = 0; i < pixels.length; i += 4) if (pixels[i] < 100) ink += 1;
   return ink;
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
