@@ -49,7 +49,7 @@ ENV OUTLYNE_MODEL=${OUTLYNE_MODEL} OUTLYNE_PRECISION=${OUTLYNE_PRECISION}
 COPY models/ ./models/
 # Only the code the export runs (tests/test_docker.py runs these steps with exactly these files).
 COPY outlyne/__init__.py outlyne/__main__.py outlyne/config.py outlyne/errors.py outlyne/files.py \
-     outlyne/images.py outlyne/progress.py ./outlyne/
+     outlyne/images.py outlyne/memory.py outlyne/progress.py ./outlyne/
 COPY outlyne/cli/ ./outlyne/cli/
 COPY outlyne/model/ ./outlyne/model/
 # The config checks OUTLYNE_SEARCH with the search grammar alone (outlyne/search/spec.py imports no engine).

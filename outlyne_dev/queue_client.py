@@ -54,7 +54,8 @@ class QueueClient:
             for c in self.config["components"]
             if c.get("type") in ("tab", "tabitem") and c.get("props", {}).get("label") == label
         )
-        body = {"data": [], "fn_index": self.event_index(tab, "select"), "session_hash": session}
+        # Its one input is the session's source tab, a gr.State: the server reads it from the session.
+        body = {"data": [None], "fn_index": self.event_index(tab, "select"), "session_hash": session}
         self.http.post(f"{self.base}/gradio_api/run/predict", json=body).raise_for_status()
 
     @staticmethod

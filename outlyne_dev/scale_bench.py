@@ -159,10 +159,16 @@ def measure_search(workdir: Path) -> dict:
     }
 
 
+def _load(results: dict) -> str:
+    """The 1-minute load average around the run: a busy machine moves every figure."""
+    load = results.get("load_average")
+    return f" (1-minute load average {load['before']} before, {load['after']} after)" if load else ""
+
+
 def to_markdown(results: dict) -> str:
     machine = results["machine"]
     lines = [
-        f"Machine: {machine['cpu_model']}, {machine['cpus_usable']} usable CPUs, shared with other work. "
+        f"Machine: {machine['cpu_model']}, {machine['cpus_usable']} usable CPUs{_load(results)}. "
         f"Model: {results['architecture']}, {results['precision']}."
     ]
     if "service" in results:
@@ -219,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             "precision": config.precision,
             "command": "python -m outlyne_dev.scale_bench " + " ".join(sys.argv[1:]),
         }
+        load_before = round(os.getloadavg()[0], 2)
         if args.only != "service":
             results["search"] = measure_search(Path(scratch))
             progress_to_stderr(f"search: {results['search']}")
@@ -226,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             results["service"] = measure_service(
                 config, images=args.images, rounds=args.rounds, workdir=Path(scratch)
             )
+    results["load_average"] = {"before": load_before, "after": round(os.getloadavg()[0], 2)}
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -94,8 +94,12 @@ def _share_field(page: Page) -> Locator:
     return page.locator("#outlyne-share-url input, #outlyne-share-url textarea").first
 
 
-def _share(page: Page) -> str:
+def _share(page: Page, replacing: str | None = None) -> str:
+    """Press Share and return the new link (`replacing`: the link the field shows before, e.g. the one a
+    shared page was opened with)."""
     page.locator("#outlyne-share").click()
+    if replacing is not None:
+        expect(_share_field(page)).not_to_have_value(replacing)
     expect(_share_field(page)).to_have_value(SHARE_LINK)
     return _share_field(page).input_value()
 
@@ -156,7 +160,7 @@ def test_a_shared_link_restores_the_best_guess_and_query(
     assert visitor.evaluate("window.outlyne.want") == 0
     assert _query(visitor) == query
     # The visitor can share it on without redrawing: a new link to the same run.
-    again = _share(visitor)
+    again = _share(visitor, replacing=link)
     assert again != link
     expect(new_page(again).locator("#outlyne-gallery img")).to_have_count(
         page.locator("#outlyne-gallery img").count()
