@@ -130,6 +130,30 @@ def test_concurrent_calls_from_threads_are_safe(tiny_encoder) -> None:
         np.testing.assert_allclose(row[0], expected_texts[i % 5], atol=1e-5)
 
 
+def test_inference_asked_for_on_the_main_thread_runs_on_another(tiny_encoder, monkeypatch) -> None:
+    # int8-static ran 2x slower when called from the main thread (outlyne/model/encoder.py): the CLI's
+    # calls are handed to a worker thread, with the same result as a call made on a worker thread.
+    import threading
+
+    from outlyne.model import encoder as encoder_module
+
+    ran_on: list[threading.Thread] = []
+    run = encoder_module._Tower._run
+
+    def recording(tower, batch):
+        ran_on.append(threading.current_thread())
+        return run(tower, batch)
+
+    monkeypatch.setattr(encoder_module._Tower, "_run", recording)
+    image = np.full((40, 40, 3), 200, np.uint8)
+    from_main = tiny_encoder.embed_images([image])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        from_worker = pool.submit(tiny_encoder.embed_images, [image]).result()
+    assert threading.main_thread() not in ran_on
+    assert len(ran_on) == 2
+    np.testing.assert_array_equal(from_main, from_worker)
+
+
 def test_a_corrupt_file_is_a_bad_image(tiny_encoder, tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
