@@ -8,7 +8,9 @@ time. Screenshots go to artifacts/ (gitignored) for people to look at.
 
 from __future__ import annotations
 
+import json
 import math
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,16 +39,27 @@ PHONE = {"width": 390, "height": 844}
 
 @dataclass
 class Traffic:
-    """The page's requests to the server, by kind."""
+    """The page's requests to the server, by kind. The page's load event (it restores a shared run when
+    the URL has one) is left out: it runs once per page, whenever the queue gets to it, not per stroke."""
 
+    page_load_events: frozenset[int] = frozenset()  # fn_index of the page's load listeners
     joins: list[str] = field(default_factory=list)  # /gradio_api/queue/join: one per event run
     uploads: list[str] = field(default_factory=list)  # /gradio_api/upload
+
+    @classmethod
+    def of_app(cls, app: AppServer) -> Traffic:
+        with urllib.request.urlopen(app.url + "config", timeout=30) as response:
+            config = json.load(response)
+        loads = {d["id"] for d in config["dependencies"] if any(t[1] == "load" for t in d["targets"])}
+        return cls(page_load_events=frozenset(loads))
 
     def record(self, request: Request) -> None:
         if request.method != "POST":
             return
         if "/queue/join" in request.url:
-            self.joins.append(request.post_data or "")
+            body = request.post_data or ""
+            if json.loads(body or "{}").get("fn_index") not in self.page_load_events:
+                self.joins.append(body)
         elif "/upload" in request.url:
             self.uploads.append(request.url)
 
@@ -55,7 +68,7 @@ def _open(browser: Browser, app: AppServer, viewport: dict[str, int]) -> tuple[P
     context = browser.new_context(viewport=viewport, locale="en-US")
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
-    traffic = Traffic()
+    traffic = Traffic.of_app(app)
     page.on("request", traffic.record)
     page.goto(app.url)
     expect(page.locator("#outlyne-sketch canvas[data-ready=true]")).to_be_visible()  # its script ran
