@@ -56,20 +56,30 @@ def tab_select_js(tab: str) -> str:
     return "(...values) => { " + PAGE_STATE_JS + f" outlyne.showTab('{tab}'); return values; }}"
 
 
-# Replaces the last input (the hidden version number) with the page's current version at submit time.
-READ_VERSION_JS = (
-    "(...values) => { " + PAGE_STATE_JS + " values[values.length - 1] = outlyne.want; return values; }"
-)
+# At submit time, the inputs as the page shows them now: the last input (the hidden version number) becomes
+# the page's current version, and the settings typed into a box are read from the box itself. Gradio
+# gathers a component's value from its own state, which can lag a number or text typed and entered at once
+# on a busy machine (the run then scored the old top-K, or searched an empty query); the box is never behind.
+def read_inputs_js(*, top_k_at: int, extra_at: int, query_first: bool = False) -> str:
+    """`top_k_at`, `extra_at`: positions of the top-K slider and the extra-concepts box among the inputs;
+    `query_first`: the first input is the query box ("search with this text")."""
+    query = (
+        " const query = document.querySelector('#outlyne-query input, #outlyne-query textarea');"
+        " if (query) values[0] = query.value;"
+        if query_first
+        else ""
+    )
+    return (
+        "(...values) => { "
+        + PAGE_STATE_JS
+        + " const topK = document.querySelector('#outlyne-top-k input[type=number]');"
+        + f" if (topK && topK.value !== '') values[{top_k_at}] = Number(topK.value);"
+        + " const extra = document.querySelector('#outlyne-extra input, #outlyne-extra textarea');"
+        + f" if (extra) values[{extra_at}] = extra.value;"
+        + query
+        + " values[values.length - 1] = outlyne.want; return values; }"
+    )
 
-# For "search with this text": the query as the box shows it now. Gradio gathers a textbox's value from
-# its own state, which can lag the last keystrokes when Enter follows at once on a busy machine (the search
-# then saw an empty query); the box itself is never behind.
-READ_QUERY_JS = (
-    "(query, ...values) => { "
-    + PAGE_STATE_JS
-    + " const box = document.querySelector('#outlyne-query input, #outlyne-query textarea');"
-    + " values[values.length - 1] = outlyne.want; return [box ? box.value : query, ...values]; }"
-)
 
 # The score view: clicking a concept asks "why?"; every new value is checked against the page's version.
 SCORES_JS = (

@@ -40,9 +40,8 @@ from outlyne.web.handlers import (
 from outlyne.web.lanes import MODEL_LANE, NETWORK_LANE, lane
 from outlyne.web.live import (
     EXAMPLE_JS,
-    READ_QUERY_JS,
-    READ_VERSION_JS,
     TOUCH_JS,
+    read_inputs_js,
     score_view,
     tab_select_js,
     version_box,
@@ -156,8 +155,17 @@ class Page:
 
     @property
     def drawing_inputs(self) -> list[Any]:
-        """Read by `drawing()`; the version comes last (READ_VERSION_JS fills the last input)."""
+        """Read by `drawing()`; the version comes last (the js of `read_inputs_js` fills it)."""
         return [self.source, self.sketch, self.upload, *self.settings_inputs, self.version]
+
+    def inputs_js(self, *, query_first: bool = False) -> str:
+        """The js that refreshes `drawing_inputs` at submit time (after the query box when `query_first`)."""
+        shift = 1 if query_first else 0
+        return read_inputs_js(
+            top_k_at=shift + self.drawing_inputs.index(self.top_k),
+            extra_at=shift + self.drawing_inputs.index(self.extra),
+            query_first=query_first,
+        )
 
     @property
     def settings_inputs(self) -> list[Any]:
@@ -313,6 +321,7 @@ def _settings_panel(config: Config, upload: gr.Image) -> dict[str, Any]:
         extra = gr.Textbox(
             label="Add your own concepts (this session only)",
             placeholder="comma-separated, e.g. teapot, lighthouse, roller coaster (Enter applies)",
+            elem_id="outlyne-extra",
             lines=1,
             max_lines=1,
         )
@@ -421,7 +430,7 @@ def _wire_events(page: Page, handlers: Handlers) -> None:
     # spinner (the score view dims itself; web/live.py). The paper raises the page's version itself;
     # every other trigger does it in its own browser-only step, before anything is queued.
     live: dict[str, Any] = dict(
-        trigger_mode="always_last", show_progress="hidden", js=READ_VERSION_JS, **model
+        trigger_mode="always_last", show_progress="hidden", js=page.inputs_js(), **model
     )
     page.sketch.input(score, page.drawing_inputs, page.score_outputs, **live)
 
@@ -463,14 +472,14 @@ def _wire_events(page: Page, handlers: Handlers) -> None:
     # "Why": a tap on a concept of the score view.
     page.concepts.click(why, page.drawing_inputs, page.why_outputs, show_progress="minimal", **model)
 
-    busy: dict[str, Any] = dict(show_progress="minimal", js=READ_VERSION_JS, **network)
+    busy: dict[str, Any] = dict(show_progress="minimal", js=page.inputs_js(), **network)
     page.search_button.click(search, page.drawing_inputs, page.search_outputs, **busy)
     gr.on(
         [page.query_button.click, page.query.submit],
         search_text,
         [page.query, *page.drawing_inputs],
         page.search_outputs,
-        **{**busy, "js": READ_QUERY_JS},
+        **{**busy, "js": page.inputs_js(query_first=True)},
     )
     if page.examples is not None:
         # One click: the example goes into the Upload tab, which comes forward, and is searched.
