@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -148,12 +148,26 @@ def _inside(box: dict[str, float] | None, viewport: dict[str, int]) -> bool:
 # -- live scores ---------------------------------------------------------------------------------------
 
 
+def _scoring_of(version: int) -> Callable[[Request], bool]:
+    """Matches the scoring request that carries the page's `version` (its last input, web/live.py)."""
+
+    def matches(request: Request) -> bool:
+        if request.method != "POST" or "/queue/join" not in request.url:
+            return False
+        data = json.loads(request.post_data or "{}").get("data") or []
+        return bool(data) and data[-1] == version
+
+    return matches
+
+
 def test_each_stroke_is_scored_once_and_uploads_nothing(watched: tuple[Page, Traffic]) -> None:
     page, traffic = watched
     _settle(page)
     for number, points in enumerate(HOUSE, start=1):
         joins_before = len(traffic.joins)
-        _stroke(page, points)
+        # Seen by this test before counting: Playwright may hand request events over after the answer.
+        with page.expect_request(_scoring_of(page.evaluate("window.outlyne.want") + 1)):
+            _stroke(page, points)
         _settle(page)
         # One run per settled drawing: the stroke's scoring request and nothing else.
         assert len(traffic.joins) - joins_before == 1, f"stroke {number}"
@@ -169,7 +183,8 @@ def test_a_quick_burst_of_strokes_ends_on_the_scores_of_the_last_drawing(
     _settle(page)
     joins_before = len(traffic.joins)
     want_before = page.evaluate("window.outlyne.want")
-    _draw_house(page)  # three strokes, no waiting in between
+    with page.expect_request(_scoring_of(want_before + len(HOUSE))):  # the last drawing is always scored
+        _draw_house(page)  # three strokes, no waiting in between
     _settle(page)
     want = page.evaluate("window.outlyne.want")
     assert want == want_before + len(HOUSE)  # every stroke raised the page's version...
