@@ -30,6 +30,15 @@ SETTLED_JS = """() => {
     && !view.classList.contains('outlyne-pending'));
 }"""
 
+# True when a pointer on the paper reaches the paper: Gradio veils the whole page while the page's load
+# event runs (it may restore a shared drawing), and strokes drawn through the veil are lost.
+PAPER_DRAWABLE_JS = """() => {
+  const canvas = document.querySelector('#outlyne-sketch canvas[data-ready=true]');
+  if (!canvas) return false;
+  const box = canvas.getBoundingClientRect();
+  return document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2) === canvas;
+}"""
+
 
 @contextlib.contextmanager
 def launch_chromium() -> Iterator[Browser]:

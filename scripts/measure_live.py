@@ -43,7 +43,7 @@ from outlyne_dev.app_server import (  # noqa: E402 - the repo root must be impor
     make_gallery,
 )
 from outlyne_dev.benchmark import checkpoint_to_measure  # noqa: E402
-from outlyne_dev.browser import SETTLED_JS, launch_chromium  # noqa: E402
+from outlyne_dev.browser import PAPER_DRAWABLE_JS, SETTLED_JS, launch_chromium  # noqa: E402
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -90,6 +90,7 @@ def measure_page(url: str, strokes: int, explains: int) -> dict[str, object]:
         )
         page.goto(url)
         page.locator("#outlyne-sketch canvas[data-ready=true]").wait_for()
+        page.wait_for_function(PAPER_DRAWABLE_JS)
         page.wait_for_function(SETTLED_JS)
         box = page.locator("#outlyne-sketch canvas").bounding_box()
         assert box is not None

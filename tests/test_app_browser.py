@@ -21,7 +21,7 @@ import pytest
 
 from outlyne.web.page import example_files
 from outlyne_dev.app_server import ROOT, AppServer
-from outlyne_dev.browser import SETTLED_JS
+from outlyne_dev.browser import PAPER_DRAWABLE_JS, SETTLED_JS
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page, Request
@@ -72,6 +72,7 @@ def _open(browser: Browser, app: AppServer, viewport: dict[str, int]) -> tuple[P
     page.on("request", traffic.record)
     page.goto(app.url)
     expect(page.locator("#outlyne-sketch canvas[data-ready=true]")).to_be_visible()  # its script ran
+    page.wait_for_function(PAPER_DRAWABLE_JS)  # and nothing covers it
     return page, traffic
 
 

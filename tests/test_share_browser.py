@@ -19,6 +19,7 @@ import playwright.sync_api as playwright_api  # a missing Playwright must fail, 
 import pytest
 
 from outlyne_dev.app_server import AppServer
+from outlyne_dev.browser import PAPER_DRAWABLE_JS
 
 from .test_app_browser import (
     ARTIFACTS,
@@ -62,6 +63,7 @@ def new_page(browser: Browser) -> Iterator[Callable[[str], Page]]:
         page.set_default_timeout(WAIT_MS)
         page.goto(url)
         expect(page.locator("#outlyne-sketch canvas[data-ready=true]")).to_be_visible()  # its script ran
+        page.wait_for_function(PAPER_DRAWABLE_JS)  # and nothing covers it
         return page
 
     yield open_page
